@@ -1,0 +1,156 @@
+"""On-disk cache of compiled engines (ONNX files, TensorRT programs).
+
+Each engine is two files in the cache folder: ``<key>.<ext>`` (the artefact) and ``<key>.json``
+(its metadata: every field the key was made from plus the artefact's sha256). ``key`` is a hash of
+those fields — the model's identity (checkpoint hash and sub-network), input shapes, precision,
+backend and its version, torch version and device — so a change to any of them gives a new key.
+``lookup`` re-checks the metadata and the artefact hash: a stale or foreign engine is reported and
+rebuilt, never silently used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..meshio import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+METADATA_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """$STREAMRECON_ENGINES, else ./engines when it exists and is writable (the project layout),
+    else ~/.cache/streamrecon/engines."""
+    env = os.environ.get("STREAMRECON_ENGINES")
+    if env:
+        return Path(env)
+    local = Path("engines")
+    if local.is_dir() and os.access(local, os.W_OK):
+        return local
+    return Path.home() / ".cache" / "streamrecon" / "engines"
+
+
+def engine_key(fields: dict) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class EngineCache:
+    """Engines under ``root``. Used from one thread at a time (build happens before streaming)."""
+
+    def __init__(self, root: Optional[Path] = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    def paths(self, fields: dict, ext: str) -> tuple[Path, Path]:
+        key = engine_key(fields)
+        return self.root / f"{key}.{ext}", self.root / f"{key}.json"
+
+    def lookup(self, fields: dict, ext: str) -> Optional[Path]:
+        """The artefact for ``fields`` if present and verified; None (with a log line saying why)
+        when missing, stale or foreign."""
+        artefact, meta_path = self.paths(fields, ext)
+        if not artefact.exists():
+            return None
+        problem = self._verify(artefact, meta_path, fields)
+        if problem:
+            log.warning("engine %s ignored and rebuilt: %s", artefact.name, problem)
+            return None
+        return artefact
+
+    def _verify(self, artefact: Path, meta_path: Path, fields: dict) -> Optional[str]:
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            return f"metadata unreadable ({exc})"
+        if meta.get("fields") != fields:
+            return "metadata does not describe this model/shape/precision/backend version"
+        if meta.get("sha256") != file_sha256(artefact):
+            return "artefact content does not match its recorded hash"
+        return None
+
+    def store(self, fields: dict, ext: str, build: Callable[[Path], None]) -> Path:
+        """Build the artefact with ``build(tmp_path)`` and publish it with its metadata."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        artefact, meta_path = self.paths(fields, ext)
+        tmp = artefact.with_name(f".{artefact.name}.{os.getpid()}.tmp")
+        try:
+            build(tmp)
+            os.replace(tmp, artefact)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        meta = {
+            "metadata_version": METADATA_VERSION,
+            "fields": fields,
+            "sha256": file_sha256(artefact),
+            "file": artefact.name,
+            "bytes": artefact.stat().st_size,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True).encode())
+        return artefact
+
+    def entries(self) -> list[dict]:
+        """Metadata of every engine in the cache, with ``status``: ok | stale | foreign."""
+        out = []
+        if not self.root.is_dir():
+            return out
+        for meta_path in sorted(self.root.glob("*.json")):
+            try:
+                meta = json.loads(meta_path.read_text())
+                artefact = self.root / meta["file"]
+                fields = meta["fields"]
+            except (OSError, ValueError, KeyError, TypeError):
+                out.append({"file": meta_path.name, "status": "foreign"})
+                continue
+            status = "ok"
+            if not artefact.exists() or meta.get("sha256") != file_sha256(artefact):
+                status = "foreign"
+            elif engine_key(fields) != meta_path.stem or _versions_changed(fields):
+                status = "stale"
+            out.append({**meta, "status": status})
+        return out
+
+    def clean(self, stale_only: bool = False) -> list[str]:
+        """Remove engines (all, or only stale/foreign ones); returns the removed file names."""
+        removed = []
+        if not self.root.is_dir():
+            return removed
+        keep = set()
+        if stale_only:
+            for e in self.entries():
+                if e["status"] == "ok":
+                    keep.update({e["file"], Path(e["file"]).stem + ".json"})
+        for path in sorted(self.root.iterdir()):
+            if path.name in keep or path.name == "README.md" or path.is_dir():
+                continue
+            path.unlink()
+            removed.append(path.name)
+        return removed
+
+
+def _versions_changed(fields: dict) -> bool:
+    """True when the engine was built with another torch or backend version than installed now."""
+    from .registry import backend_version
+
+    import torch
+
+    if fields.get("torch") != torch.__version__:
+        return True
+    try:
+        return fields.get("backend_version") != backend_version(fields.get("backend", ""))
+    except Exception:  # backend no longer installed
+        return True

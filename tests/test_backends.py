@@ -1,0 +1,126 @@
+"""Backends: every backend available here gives the eager result (parity), the engine cache
+rebuilds stale or foreign engines, unavailable explicit backends fail with an install hint."""
+import json
+
+import pytest
+import torch
+
+from streamrecon.backends import BackendConfig, available_backends, compile_module, resolve_backend
+from streamrecon.backends.cache import EngineCache
+from streamrecon.errors import BackendUnavailableError
+
+# fp32 parity tolerance: different kernels (oneDNN vs MLAS) reorder sums; outputs are O(1).
+PARITY_ATOL = 1e-5
+
+
+class ToyFilterAndMLP(torch.nn.Module):
+    """An image filter + pixel-aligned MLP in miniature: conv, group norm, grid_sample, 1x1 convs."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = torch.nn.GroupNorm(2, 8)
+        self.mlp1 = torch.nn.Conv1d(9, 16, 1)
+        self.mlp2 = torch.nn.Conv1d(16, 1, 1)
+        for p in self.parameters():
+            p.data = torch.randn(p.shape, generator=g) * 0.5
+
+    def forward(self, image, points):
+        feat = torch.relu(self.norm(self.conv(image)))
+        uv = points[:, :, :2].unsqueeze(2)  # [B, N, 1, 2]
+        sampled = torch.nn.functional.grid_sample(feat, uv, align_corners=True)[..., 0]  # [B, 8, N]
+        z = points[:, :, 2:].transpose(1, 2)
+        return torch.sigmoid(self.mlp2(torch.relu(self.mlp1(torch.cat([sampled, z], 1)))))
+
+
+def _inputs(n):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(1, 3, 32, 32, generator=g), torch.rand(1, n, 3, generator=g) * 2 - 1
+
+
+CPU_BACKENDS = [b for b, why in available_backends("cpu").items() if b != "tensorrt"]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_cpu_backend_parity_with_eager(backend, tmp_path):
+    reason = available_backends("cpu")[backend]
+    if reason:
+        pytest.skip(f"{backend} unavailable: {reason}")
+    module = ToyFilterAndMLP()
+    image, points = _inputs(500)
+    want = module(image, points)
+    runner = compile_module(module, (image, points), BackendConfig(backend=backend, cache_dir=str(tmp_path)),
+                            "toy", dynamic={1: [1]})
+    assert runner.backend == backend
+    got = runner(image, points)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=PARITY_ATOL), (got - want).abs().max()
+    # a different number of query points goes through the same engine (dynamic axis)
+    image2, points2 = _inputs(123)
+    assert torch.allclose(runner(image2, points2), module(image2, points2), atol=PARITY_ATOL)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend,precision,atol", [("eager", "fp32", 1e-5), ("eager", "fp16", 2e-2),
+                                                    ("compile", "fp32", 1e-4), ("tensorrt", "fp16", 2e-2)])
+def test_gpu_backend_parity_with_eager(backend, precision, atol, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine")
+    reason = available_backends("cuda")[backend]
+    if reason:
+        pytest.skip(f"{backend} unavailable: {reason}")
+    module = ToyFilterAndMLP()
+    image, points = _inputs(500)
+    want = module(image, points)
+    cfg = BackendConfig(backend=backend, precision=precision, device="cuda", cache_dir=str(tmp_path))
+    got = compile_module(module, (image, points), cfg, "toy", dynamic={1: [1]})(image.cuda(), points.cuda())
+    assert torch.allclose(got.cpu(), want, atol=atol)
+
+
+def test_explicit_unavailable_backend_names_the_install():
+    with pytest.raises(BackendUnavailableError, match="streamrecon\\[tensorrt\\]"):
+        resolve_backend(BackendConfig(backend="tensorrt", device="cpu"))
+
+
+def test_half_precision_refused_on_cpu():
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        BackendConfig(precision="fp16")
+
+
+def test_auto_picks_a_working_backend():
+    name = resolve_backend(BackendConfig(backend="auto"))
+    assert available_backends("cpu")[name] is None
+
+
+def test_engine_cache_rebuilds_foreign_and_stale(tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    module = ToyFilterAndMLP()
+    image, points = _inputs(64)
+    cfg = BackendConfig(backend="onnxruntime", cache_dir=str(tmp_path))
+    runner = compile_module(module, (image, points), cfg, "toy-a", dynamic={1: [1]})
+    cache = EngineCache(tmp_path)
+    [entry] = cache.entries()
+    assert entry["status"] == "ok"
+    artefact = tmp_path / entry["file"]
+
+    # a foreign file at the engine's place (not what the metadata recorded) is never used
+    artefact.write_bytes(b"not an onnx model")
+    assert cache.entries()[0]["status"] == "foreign"
+    runner = compile_module(module, (image, points), cfg, "toy-a", dynamic={1: [1]})
+    assert torch.allclose(runner(image, points), module(image, points), atol=PARITY_ATOL)
+    assert cache.entries()[0]["status"] == "ok"
+
+    # an engine built by another backend version is reported stale and cleaned
+    meta_path = artefact.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta["fields"]["backend_version"] = "0.0.1"
+    meta_path.write_text(json.dumps(meta))
+    assert cache.entries()[0]["status"] == "stale"
+    removed = cache.clean(stale_only=True)
+    assert artefact.name in removed and not artefact.exists()
+
+    # different weights -> a different key: both engines coexist
+    compile_module(module, (image, points), cfg, "toy-a", dynamic={1: [1]})
+    compile_module(ToyFilterAndMLP(), (image, points), cfg, "toy-b", dynamic={1: [1]})
+    assert len(cache.entries()) == 2
