@@ -1,0 +1,58 @@
+"""``streamrecon engines list|build|clean``: the compiled-engine cache (see streamrecon.backends)."""
+from __future__ import annotations
+
+import argparse
+
+from ..backends.config import BACKENDS, PRECISIONS
+
+
+def register(sub) -> None:
+    p = sub.add_parser("engines", help="list, build or clean cached compiled engines",
+                       description="Compiled engines (ONNX, TensorRT) are cached under engines/ "
+                       "(or $STREAMRECON_ENGINES, or ~/.cache/streamrecon/engines), keyed by "
+                       "checkpoint hash, input shapes, precision and backend version.")
+    p.add_argument("action", choices=("list", "build", "clean"))
+    p.add_argument("--cache-dir", default=None, help="engine folder (default: see above)")
+    p.add_argument("--stale", action="store_true", help="clean: remove only stale or foreign engines")
+    p.add_argument("--checkpoint", default=None, help="build: model checkpoint (default: the embedded model)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="build: backend (default auto)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--resolution", type=int, default=256, help="build: reconstruction resolution to build for")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..backends.cache import EngineCache
+
+    cache = EngineCache(args.cache_dir)
+    if args.action == "list":
+        entries = cache.entries()
+        if not entries:
+            print(f"no engines in {cache.root}")
+            return 0
+        print(f"engines in {cache.root}:")
+        for e in entries:
+            f = e.get("fields", {})
+            print(f"  {e['file']:<32} {e['status']:<7} {f.get('backend', '?'):<12} {f.get('precision', '?'):<5} "
+                  f"{f.get('artefact', '?'):<40} shapes={f.get('input_shapes')} {e.get('bytes', 0) / 1e6:.1f} MB")
+        return 0
+    if args.action == "clean":
+        removed = cache.clean(stale_only=args.stale)
+        print(f"removed {len(removed)} file(s) from {cache.root}")
+        return 0
+    return _build(args)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from ..api import load_model
+    from ..backends import BackendConfig
+    from ..errors import UserInputError
+
+    cfg = BackendConfig(backend=args.backend, precision=args.precision, device=args.device, cache_dir=args.cache_dir)
+    model = load_model(args.checkpoint, device=args.device)
+    if not hasattr(model, "compile"):
+        raise UserInputError(f"model {model.name!r} has no compiled path; use --backend eager")
+    model.compile(cfg)
+    print(f"built engines for {model.name} with backend {getattr(model, 'backend', args.backend)}")
+    return 0
