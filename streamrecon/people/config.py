@@ -1,0 +1,99 @@
+"""Configuration of person finding (detection, crop rule, segmentation, tracking, smoothing).
+
+One frozen dataclass; each field's docstring is mirrored by a ``streamrecon detect`` flag of the
+same name (underscores become dashes). Defaults live here only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Tuple
+
+DETECTORS = ("auto", "mediapipe", "hog", "motion", "full-frame")
+BACKGROUNDS = ("keep", "remove")
+
+
+@dataclass(frozen=True)
+class PeopleConfig:
+    detector: str = "auto"
+    """Person detector: ``mediapipe`` (BlazePose detector + 33 landmarks + person mask, the models
+    bundled in the mediapipe wheel, run by LiteRT), ``hog`` (OpenCV HOG people detector, boxes
+    only, GrabCut mask; needs OpenCV < 5), ``motion`` (moving foreground on a static camera by MOG2
+    background subtraction, video only), ``full-frame`` (one person filling the image), or ``auto``
+    (mediapipe when installed, else hog, else full-frame, with one warning)."""
+
+    max_people: int = 4
+    """At most this many people per frame (highest scores first)."""
+
+    min_score: float = 0.5
+    """Detector score below which a candidate person is dropped."""
+
+    keypoint_threshold: float = 0.2
+    """A keypoint counts as visible above this confidence (the reference uses 0.2)."""
+
+    margin: float = 0.65
+    """Whole-body crop: half side = margin x the larger side of the visible-keypoint box
+    (reference: 0.65)."""
+
+    background: str = "keep"
+    """``keep`` the image as is, or ``remove`` it: pixels outside the person mask are set to
+    ``background_color`` before the network."""
+
+    background_color: Tuple[int, int, int] = (0, 0, 0)
+    """RGB colour used for removed background."""
+
+    mask_threshold: float = 0.5
+    """Person-probability threshold of the segmentation mask."""
+
+    track_iou: float = 0.3
+    """A detection keeps the id of the previous-frame person it overlaps most if IoU >= this."""
+
+    track_max_missed: int = 5
+    """Frames a person may go undetected before its id is forgotten."""
+
+    smooth_min_cutoff: float = 0.3
+    """One-Euro filter minimum cutoff frequency (Hz): lower = steadier still crops, more lag."""
+
+    smooth_beta: float = 0.05
+    """One-Euro filter speed coefficient: higher = less lag when the person moves fast."""
+
+    smooth_d_cutoff: float = 1.0
+    """One-Euro filter cutoff (Hz) for the derivative estimate."""
+
+    smooth: bool = True
+    """Temporally smooth crop rectangles on video (One-Euro filter per person id)."""
+
+    num_threads: int = 2
+    """CPU threads for the detector/landmark networks."""
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ValueError(f"PeopleConfig.detector: expected one of {DETECTORS}, got {self.detector!r}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"PeopleConfig.background: expected one of {BACKGROUNDS}, got {self.background!r}")
+        if self.max_people < 1:
+            raise ValueError(f"PeopleConfig.max_people: expected >= 1, got {self.max_people}")
+        for name in ("min_score", "keypoint_threshold", "mask_threshold", "track_iou"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"PeopleConfig.{name}: expected a value in [0, 1], got {v}")
+        if self.margin <= 0:
+            raise ValueError(f"PeopleConfig.margin: expected > 0, got {self.margin}")
+        if len(self.background_color) != 3 or not all(0 <= int(c) <= 255 for c in self.background_color):
+            raise ValueError(f"PeopleConfig.background_color: expected 3 values in 0..255, got {self.background_color!r}")
+        if self.smooth_min_cutoff <= 0 or self.smooth_d_cutoff <= 0 or self.smooth_beta < 0:
+            raise ValueError("PeopleConfig.smooth_*: cutoffs must be > 0 and beta >= 0")
+
+
+def field_docs() -> dict:
+    """Field name -> docstring (for CLI help), read from this module's source."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(PeopleConfig))
+    body = tree.body[0].body
+    docs = {}
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+            docs[a.target.id] = " ".join(str(b.value.value).split())
+    assert set(docs) == {f.name for f in fields(PeopleConfig)}, "every PeopleConfig field needs a docstring"
+    return docs

@@ -1,0 +1,105 @@
+"""``PeopleFinder``: frame in, people out. Wires a detector backend, the crop rule, the id tracker
+and per-person rect smoothing. Stateful across the frames of one video (call ``reset()`` between
+videos); owned by one thread (the detection stage's)."""
+from __future__ import annotations
+
+import logging
+from typing import Dict, List
+
+from ..errors import BackendUnavailableError
+from ..frames import Frame, PersonCrop
+from .candidates import Candidate
+from .config import PeopleConfig
+from .crop_rule import crop_rect_from_keypoints, rect_from_box
+from .segmentation import mask_box
+from .smoothing import OneEuroFilter, rect_to_state, state_to_rect
+from .tracking import IouTracker
+
+log = logging.getLogger(__name__)
+
+
+def make_detector(cfg: PeopleConfig):
+    """The detector backend named by ``cfg.detector``. 'auto' falls back from mediapipe to hog
+    with one warning naming what is missing; an explicit 'mediapipe' that cannot load raises
+    BackendUnavailableError with the install command."""
+    if cfg.detector in ("auto", "mediapipe"):
+        try:
+            from .blazepose import BlazePose
+
+            return BlazePose(num_threads=cfg.num_threads, min_score=cfg.min_score, mask_threshold=cfg.mask_threshold,
+                             max_people=cfg.max_people)
+        except BackendUnavailableError as exc:
+            if cfg.detector == "mediapipe":
+                raise
+            log.warning("person detector: mediapipe models unavailable, using OpenCV HOG instead (%s)", exc)
+    if cfg.detector in ("auto", "hog"):
+        from .hog import HogPeople
+
+        try:
+            return HogPeople(min_score=cfg.min_score, max_people=cfg.max_people)
+        except BackendUnavailableError as exc:
+            if cfg.detector == "hog":
+                raise
+            log.warning("person detector: no HOG either, treating each frame as one person (%s)", exc)
+    from .hog import FullFrame, MotionPeople
+
+    if cfg.detector == "motion":
+        return MotionPeople(max_people=cfg.max_people)
+    return FullFrame()
+
+
+class PeopleFinder:
+    """``find(frame)`` -> PersonCrops sorted by id: square rect (frame pixels, may leave the image),
+    person mask (frame pixels), keypoints, score and a stable ``person_id``. ``meta`` holds
+    ``raw_rect`` (before smoothing), ``crop_rule`` and ``box`` (the person's box)."""
+
+    def __init__(self, cfg: PeopleConfig = PeopleConfig()):
+        self.cfg = cfg
+        self.detector = make_detector(cfg)
+        self.tracker = IouTracker(cfg.track_iou, cfg.track_max_missed)
+        self._filters: Dict[int, OneEuroFilter] = {}
+
+    def reset(self) -> None:
+        """Forget ids and smoothing state (call between videos)."""
+        self.tracker.reset()
+        self._filters.clear()
+        if hasattr(self.detector, "reset"):
+            self.detector.reset()
+
+    def candidates(self, image) -> List[Candidate]:
+        cands = self.detector.detect(image)
+        cands = sorted(cands, key=lambda c: -c.score)[: self.cfg.max_people]
+        return cands
+
+    def raw_rect(self, cand: Candidate) -> tuple:
+        """Crop rect of one candidate, without smoothing, and the rule used."""
+        vis = mask_box(cand.mask) if cand.mask is not None else None
+        if cand.keypoints is not None:
+            return crop_rect_from_keypoints(cand.keypoints, self.cfg.keypoint_threshold, self.cfg.margin,
+                                            visible_box=vis or cand.box)
+        return rect_from_box(vis or cand.box), "box"
+
+    def find(self, frame: Frame) -> List[PersonCrop]:
+        if not isinstance(frame, Frame):
+            raise TypeError(f"find: expected a streamrecon.frames.Frame, got {type(frame).__name__}")
+        cands = self.candidates(frame.image)
+        ids = self.tracker.update([c.box for c in cands])
+        t = frame.pts if frame.pts is not None else frame.timestamp
+        out = []
+        for pid, cand in zip(ids, cands):
+            rect, rule = self.raw_rect(cand)
+            smoothed = rect
+            if self.cfg.smooth:
+                f = self._filters.get(pid)
+                if f is None:
+                    f = self._filters[pid] = OneEuroFilter(self.cfg.smooth_min_cutoff, self.cfg.smooth_beta,
+                                                           self.cfg.smooth_d_cutoff)
+                smoothed = state_to_rect(f(rect_to_state(rect), t))
+            out.append(PersonCrop(person_id=pid, rect=smoothed, mask=cand.mask, keypoints=cand.keypoints,
+                                  score=float(cand.score),
+                                  meta={"raw_rect": tuple(float(v) for v in rect), "crop_rule": rule,
+                                        "box": tuple(cand.box), "keypoint_layout": cand.layout}))
+        live = {tr.person_id for tr in self.tracker.tracks}
+        for pid in [p for p in self._filters if p not in live]:
+            del self._filters[pid]
+        return sorted(out, key=lambda c: c.person_id)

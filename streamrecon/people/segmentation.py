@@ -1,0 +1,78 @@
+"""Person masks: applying the background choice before the network, mask metrics, and a GrabCut
+mask for detectors that only give boxes. Masks are [H, W] bool in frame pixels."""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import numpy as np
+
+
+def apply_background(image: np.ndarray, mask: Optional[np.ndarray], background: str = "remove",
+                     color=(0, 0, 0)) -> np.ndarray:
+    """Image with the background blanked. ``image`` [H, W, 3] uint8 RGB; ``mask`` [H, W] bool
+    (True = person) or None (nothing to blank); ``background``: 'keep' returns the image
+    unchanged, 'remove' sets pixels outside the mask to ``color`` (RGB). Returns a new array
+    for 'remove' (the input is never modified)."""
+    if background not in ("keep", "remove"):
+        raise ValueError(f"background: expected 'keep' or 'remove', got {background!r}")
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image: expected uint8 [H, W, 3], got {getattr(image, 'dtype', type(image))} "
+                         f"{list(getattr(image, 'shape', []))}")
+    if background == "keep" or mask is None:
+        return image
+    if mask.shape != image.shape[:2] or mask.dtype != np.bool_:
+        raise ValueError(f"mask: expected bool {list(image.shape[:2])}, got {mask.dtype} {list(mask.shape)}")
+    out = np.empty_like(image)
+    out[...] = np.asarray(color, dtype=np.uint8)
+    out[mask] = image[mask]
+    return out
+
+
+def union_masks(masks: Iterable[np.ndarray], shape) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    for m in masks:
+        if m is not None:
+            out |= m
+    return out
+
+
+def mask_iou(pred: np.ndarray, truth: np.ndarray, ignore: Optional[np.ndarray] = None) -> float:
+    """Intersection over union of two bool masks, pixels in ``ignore`` excluded."""
+    if pred.shape != truth.shape:
+        raise ValueError(f"mask_iou: shapes differ {pred.shape} vs {truth.shape}")
+    valid = np.ones(pred.shape, bool) if ignore is None else ~ignore
+    inter = np.logical_and(pred, truth)[valid].sum()
+    union = np.logical_or(pred, truth)[valid].sum()
+    return float(inter / union) if union else 1.0
+
+
+def mask_box(mask: np.ndarray) -> Optional[tuple]:
+    """(x0, y0, x1, y1) of a bool mask (x1, y1 exclusive), or None if empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+
+
+def grabcut_mask(image: np.ndarray, box, max_side: int = 240, iterations: int = 3) -> np.ndarray:
+    """Person mask inside an (x0, y0, x1, y1) box by GrabCut on a downscaled copy (for box-only
+    detectors). [H, W] bool in frame pixels."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape[:2]
+    x0 = int(np.clip(box[0] * s, 0, sw - 2))
+    y0 = int(np.clip(box[1] * s, 0, sh - 2))
+    x1 = int(np.clip(box[2] * s, x0 + 2, sw))
+    y1 = int(np.clip(box[3] * s, y0 + 2, sh))
+    gc = np.zeros((sh, sw), np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(np.ascontiguousarray(small[:, :, ::-1]), gc, (x0, y0, x1 - x0, y1 - y0), bgd, fgd, iterations,
+                    cv2.GC_INIT_WITH_RECT)
+    except cv2.error:
+        gc[y0:y1, x0:x1] = cv2.GC_PR_FGD
+    fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
+    return cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
