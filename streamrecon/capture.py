@@ -1,0 +1,260 @@
+"""Video sources and the capture loop.
+
+A source yields ``(image, pts)`` pairs (image [H, W, 3] uint8 RGB, pts = presentation time in
+seconds or None) from ``frames()``. ``open_source`` picks one from what the user typed:
+
+- ``--camera N``                        -> ``CameraSource`` (OpenCV V4L2), live
+- ``rtsp://``, ``http://``, ``udp://``... -> ``AVSource`` (PyAV, any FFmpeg input), live
+- a folder                              -> ``ImageFolderSource`` (sorted png/jpg/bmp files)
+- ``synthetic:frames=N,size=WxH,fps=F`` -> ``SyntheticSource`` (a moving bright disc; for tests)
+- any other path                        -> ``AVSource`` on a file (mp4, mkv, avi, ... any codec)
+
+``live`` sources default to the queue policy ``latest`` (stale frames dropped and counted), the
+others to ``block`` (nothing lost). Opening fails with ``SourceError`` whose message says what is
+wrong and what to try. ``capture_loop`` runs on the capture thread (see ``pipeline``).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+
+from .errors import SourceError, UserInputError
+from .frames import Frame
+
+log = logging.getLogger(__name__)
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://", "rtp://")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class Source:
+    """Base of every source. ``kind``: file|camera|stream|images|synthetic (the manifest's
+    ``source_kind``); ``live``: frames arrive in real time and may be dropped; ``num_frames`` and
+    ``fps`` when known (progress bar / ETA). Used from the capture thread only, except ``close``."""
+
+    kind = "file"
+    live = False
+    name = ""
+    num_frames: Optional[int] = None
+    fps: Optional[float] = None
+
+    def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class AVSource(Source):
+    """A video file or network stream decoded by PyAV (FFmpeg). Opened in the constructor so
+    that a missing or unreadable input fails before any thread starts."""
+
+    def __init__(self, url: str, live: Optional[bool] = None) -> None:
+        import av
+
+        self.name = url
+        is_stream = url.startswith(STREAM_SCHEMES)
+        self.kind = "stream" if is_stream else "file"
+        self.live = is_stream if live is None else live
+        if not is_stream and not os.path.exists(url):
+            raise SourceError(f"video file {url!r} does not exist; check the path")
+        if not is_stream and os.path.isdir(url):
+            raise SourceError(f"{url!r} is a folder; pass a video file, or a folder of images")
+        options = {"rtsp_transport": "tcp"} if url.startswith("rtsp") else {}
+        try:
+            self._container = av.open(url, options=options, timeout=(10.0, 10.0) if is_stream else None)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise SourceError(f"cannot open {url!r} as video: {_av_reason(exc)}; check the file plays with ffprobe/ffplay") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise SourceError(f"{url!r} has no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self.num_frames = int(self._stream.frames) or None
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.fps = float(rate) if rate else None
+        self._lock = threading.Lock()
+
+    def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
+        import av
+
+        n = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                n += 1
+                yield frame.to_ndarray(format="rgb24"), (float(frame.time) if frame.time is not None else None)
+        except av.FFmpegError as exc:
+            raise SourceError(f"decoding {self.name!r} failed after {n} frames: {_av_reason(exc)}") from None
+        if n == 0:
+            raise SourceError(f"{self.name!r} contains no decodable video frames")
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._container.close()
+            except Exception:  # closing a half-broken container must not hide the real error
+                log.debug("closing %s failed", self.name, exc_info=True)
+
+
+def _av_reason(exc: BaseException) -> str:
+    msg = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(msg).split())
+
+
+class CameraSource(Source):
+    """A webcam through OpenCV (V4L2 on Linux). ``index`` = N of ``/dev/videoN``."""
+
+    kind = "camera"
+    live = True
+
+    def __init__(self, index: int, width: Optional[int] = None, height: Optional[int] = None) -> None:
+        import cv2
+
+        self.name = f"camera:{index}"
+        if index < 0:
+            raise UserInputError(f"--camera: expected a camera index >= 0, got {index}")
+        dev = f"/dev/video{index}"
+        if os.name == "posix" and os.path.isdir("/dev") and not os.path.exists(dev):
+            present = sorted(p.name for p in Path("/dev").glob("video*"))
+            hint = f"cameras present: {', '.join(present)}" if present else "no camera is connected (no /dev/video*)"
+            raise SourceError(f"camera {index} not found ({dev} does not exist); {hint}")
+        api = getattr(cv2, "CAP_V4L2", 0) if os.name == "posix" else 0
+        cap = cv2.VideoCapture(index, api)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"camera {index} cannot be opened ({dev}); is it in use, or does this user lack access (group 'video')?")
+        if width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # we drop stale frames ourselves; the driver should not queue them
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or None
+        self._cap = cap
+
+    def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
+        import cv2
+
+        t0 = time.monotonic()
+        while True:
+            ok, bgr = self._cap.read()
+            if not ok:
+                raise SourceError(f"{self.name}: reading a frame failed (camera unplugged?)")
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.monotonic() - t0
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class ImageFolderSource(Source):
+    """Every image file in a folder, in sorted name order; pts = i / fps."""
+
+    kind = "images"
+
+    def __init__(self, folder: str, fps: float = 25.0) -> None:
+        self.name = folder
+        self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise SourceError(f"folder {folder!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        self.num_frames = len(self.files)
+        self.fps = fps
+
+    def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
+        import cv2
+
+        for i, path in enumerate(self.files):
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise SourceError(f"cannot read image {str(path)!r} (corrupt or unsupported format)")
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), i / self.fps
+
+
+def disc_image(index: int, width: int = 128, height: int = 128) -> Tuple[np.ndarray, tuple]:
+    """The synthetic source's frame ``index``: a bright disc moving on a dark background.
+    Returns the image and the disc (cx, cy, r) in pixels."""
+    cx = width * (0.5 + 0.2 * math.sin(index * 0.3))
+    cy = height * (0.5 + 0.1 * math.cos(index * 0.2))
+    r = 0.2 * min(width, height) * (1.0 + 0.25 * math.sin(index * 0.15))
+    yy, xx = np.mgrid[0:height, 0:width]
+    inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+    img = np.full((height, width, 3), 20, dtype=np.uint8)
+    img[inside] = (230, 200, 180)
+    return img, (cx, cy, r)
+
+
+class SyntheticSource(Source):
+    """Frames of ``disc_image``: ``frames`` of them (None = endless), paced at ``fps`` (0 = as fast
+    as asked). With ``live=True`` it behaves like a camera (policy ``latest``)."""
+
+    kind = "synthetic"
+
+    def __init__(self, frames: Optional[int] = 30, size: Tuple[int, int] = (128, 128), fps: float = 0.0, live: bool = False) -> None:
+        if frames is not None and frames < 0:
+            raise UserInputError(f"synthetic source: frames must be >= 0, got {frames}")
+        self.name = f"synthetic:frames={frames},size={size[0]}x{size[1]},fps={fps}"
+        self.num_frames = frames
+        self.size = size
+        self.fps = fps or None
+        self.live = live
+
+    def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
+        period = 1.0 / self.fps if self.fps else 0.0
+        t0 = time.monotonic()
+        i = 0
+        while self.num_frames is None or i < self.num_frames:
+            if period:
+                delay = t0 + i * period - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            yield disc_image(i, *self.size)[0], i * period if period else float(i)
+            i += 1
+
+
+def parse_synthetic(spec: str, live: bool = False) -> SyntheticSource:
+    """``synthetic:frames=30,size=128x96,fps=0`` (every key optional; frames=0 or inf = endless)."""
+    body = spec.split(":", 1)[1]
+    opts = dict(kv.split("=", 1) for kv in body.split(",") if "=" in kv)
+    unknown = set(opts) - {"frames", "size", "fps", "live"}
+    try:
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        frames_s = opts.get("frames", "30")
+        frames = None if frames_s in ("inf", "0") else int(frames_s)
+        w, h = (int(v) for v in opts.get("size", "128x128").lower().split("x"))
+        fps = float(opts.get("fps", "0"))
+        live = live or opts.get("live", "0") in ("1", "true", "yes")
+    except ValueError as exc:
+        raise UserInputError(f"bad synthetic source {spec!r} ({exc}); expected synthetic:frames=N,size=WxH,fps=F") from None
+    return SyntheticSource(frames=frames, size=(w, h), fps=fps, live=live)
+
+
+def open_source(spec: Optional[str] = None, camera: Optional[int] = None, live: Optional[bool] = None) -> Source:
+    """Open what the user named (see module docstring). Raises ``SourceError``/``UserInputError``."""
+    if camera is not None:
+        return CameraSource(camera)
+    if not spec:
+        raise UserInputError("no input: pass a video file, a stream URL, an image folder or --camera N")
+    if spec.startswith("synthetic:"):
+        return parse_synthetic(spec, live=bool(live))
+    if not spec.startswith(STREAM_SCHEMES) and os.path.isdir(spec):
+        return ImageFolderSource(spec)
+    return AVSource(spec, live=live)
+
+
+def capture_loop(source: Source, put, stop: threading.Event, max_frames: Optional[int] = None) -> int:
+    """Read ``source`` into ``put(Frame)`` until it ends, ``stop`` is set or ``max_frames`` were
+    read. ``Frame.timestamp`` is ``time.monotonic()`` at capture. Returns the frames read. Runs on
+    the capture thread; the caller closes the queue (end of stream / error) in its ``finally``."""
+    n = 0
+    for image, pts in source.frames():
+        if stop.is_set() or (max_frames is not None and n >= max_frames):
+            break
+        put(Frame(index=n, image=image, timestamp=time.monotonic(), pts=pts))
+        n += 1
+    return n

@@ -1,0 +1,44 @@
+"""Flags and helpers shared by ``run`` and ``live`` (mirroring ``StageConfig`` and
+``PipelineConfig`` field by field). No heavy imports here."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..pipeline import PipelineConfig
+from ..recon_stage import MODELS, StageConfig
+
+
+def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") -> None:
+    g = p.add_argument_group("reconstruction")
+    g.add_argument("--model", choices=MODELS, default=StageConfig.model,
+                   help="default: the network (--checkpoint or the embedded model); synthetic: a sphere over bright pixels (checks the streaming path without a network)")
+    g.add_argument("--checkpoint", default=StageConfig.checkpoint, help="PIFuHD checkpoint (default: the embedded model)")
+    g.add_argument("--resolution", type=int, default=StageConfig.resolution, help="marching-cubes grid points per axis (default %(default)s)")
+    g.add_argument("--mesh-frame", choices=("image", "crop"), default=StageConfig.mesh_frame,
+                   help="vertex frame: image (frame pixels, y down) or crop (normalised crop frame); default %(default)s")
+    g.add_argument("--people", choices=("auto", "full-frame"), default=StageConfig.people,
+                   help="person finder: auto (detector when available) or full-frame (one centred square crop)")
+    q = p.add_argument_group("streaming")
+    q.add_argument("--policy", choices=("auto", "latest", "block"), default=policy_default,
+                   help="full frame queue: latest drops stale frames (live), block loses nothing (files); auto picks by source")
+    q.add_argument("--queue-size", type=int, default=PipelineConfig.queue_size,
+                   help="frames waiting for reconstruction (0 = 1 for latest, 4 for block)")
+    q.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+
+
+def stage_config(args: argparse.Namespace) -> StageConfig:
+    return StageConfig(model=args.model, checkpoint=args.checkpoint, resolution=args.resolution,
+                       mesh_frame=args.mesh_frame, people=args.people)
+
+
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    return PipelineConfig(policy=args.policy, queue_size=args.queue_size, max_frames=args.max_frames)
+
+
+def print_summary(summary: dict, interrupted: bool = False) -> None:
+    from ..runstats import format_summary
+
+    if interrupted:
+        print("streamrecon: interrupted; partial results kept", file=sys.stderr)
+    print(format_summary(summary), file=sys.stderr)

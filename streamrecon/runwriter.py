@@ -1,0 +1,103 @@
+"""Writes the run directory of ``docs/run_dir.md``: meshes, input frames, masks and
+``manifest.json``. Every file is written atomically; the manifest is rewritten after each frame's
+files exist, so it only ever names files that are on disk. Owned by the consumer thread."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+from .errors import UserInputError
+from .meshio import FORMATS, atomic_write_bytes, write_mesh
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+
+
+def mesh_name(frame_index: int, person: int, fmt: str) -> str:
+    return f"meshes/frame_{frame_index:06d}_p{person}.{fmt}"
+
+
+class RunWriter:
+    """``write(result, timings)`` per ``FrameResult``; ``finish(summary)`` at the end."""
+
+    def __init__(
+        self,
+        out_dir: str,
+        *,
+        source: str,
+        source_kind: str,
+        model: str,
+        resolution: int,
+        mesh_format: str = "obj",
+        mesh_frame: str = "image",
+        save_inputs: bool = True,
+    ) -> None:
+        if mesh_format not in FORMATS:
+            raise UserInputError(f"--format: expected one of {FORMATS}, got {mesh_format!r}")
+        self.root = Path(out_dir)
+        try:
+            for sub in ("meshes", "frames", "masks"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserInputError(f"--out: cannot create {str(self.root)!r}: {exc.strerror}") from None
+        self.fmt = mesh_format
+        self.save_inputs = save_inputs
+        self.manifest = {
+            "version": MANIFEST_VERSION,
+            "source": source,
+            "source_kind": source_kind,
+            "model": model,
+            "resolution": resolution,
+            "mesh_format": mesh_format,
+            "mesh_frame": mesh_frame,
+            "frames": [],
+            "summary": None,
+        }
+
+    def write(self, result, timings: Optional[dict] = None) -> dict:
+        """Write one frame's files, then the manifest. Returns the frame's manifest entry."""
+        import cv2
+
+        frame = result.frame
+        entry = {
+            "index": frame.index,
+            "time": frame.pts,
+            "width": frame.width,
+            "height": frame.height,
+            "persons": [],
+            "timings": dict(timings or result.timings),
+        }
+        if self.save_inputs:
+            name = f"frames/frame_{frame.index:06d}.jpg"
+            ok, buf = cv2.imencode(".jpg", frame.image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+            if ok:
+                atomic_write_bytes(self.root / name, buf.tobytes())
+                entry["frame_file"] = name
+        for p in result.persons:
+            pid = p.crop.person_id
+            name = mesh_name(frame.index, pid, self.fmt)
+            write_mesh(p.mesh, self.root / name, self.fmt)
+            person = {"person": pid, "file": name, "rect": [float(v) for v in p.crop.rect],
+                      "vertices": p.mesh.num_vertices, "faces": p.mesh.num_faces}
+            if p.crop.mask is not None:
+                mname = f"masks/frame_{frame.index:06d}_p{pid}.png"
+                ok, buf = cv2.imencode(".png", p.crop.mask.astype("uint8") * 255)
+                if ok:
+                    atomic_write_bytes(self.root / mname, buf.tobytes())
+                    person["mask_file"] = mname
+            entry["persons"].append(person)
+        self.manifest["frames"].append(entry)
+        self._flush()
+        return entry
+
+    def finish(self, summary: dict) -> Path:
+        self.manifest["summary"] = summary
+        self._flush()
+        return self.root / "manifest.json"
+
+    def _flush(self) -> None:
+        data = json.dumps(self.manifest, indent=1, allow_nan=False).encode()
+        atomic_write_bytes(self.root / "manifest.json", data)

@@ -1,0 +1,140 @@
+"""The supervisor: order, end of stream, first failure re-raised, live drops with bounded
+latency, shutdown mid-stream with no thread left behind."""
+import _thread
+import threading
+import time
+
+import numpy as np
+import pytest
+from streaming_helpers import disc_centre_error, sphere_stage
+
+from streamrecon.capture import SyntheticSource
+from streamrecon.errors import SourceError
+from streamrecon.pipeline import Pipeline, PipelineConfig, StageError
+from streamrecon.runstats import RunStats
+from streamrecon.session import run_session
+
+
+def our_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("streamrecon-")]
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads():
+    yield
+    deadline = time.monotonic() + 2
+    while our_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert our_threads() == []
+
+
+def test_n_frames_in_n_results_in_order():
+    size = (80, 60)
+    src = SyntheticSource(frames=25, size=size)
+    with Pipeline(src, [("recon", sphere_stage())], PipelineConfig(queue_size=2)) as p:
+        results = list(p)
+    assert [r.frame.index for r in results] == list(range(25))
+    assert p.frames_in == 25 and p.dropped == 0 and p.policy == "block"
+    for r in results:
+        assert len(r.persons) == 1 and r.persons[0].mesh.frame == "image"
+        assert disc_centre_error(r.persons[0].mesh, r.frame.index, size) < 2.0
+
+
+def test_stage_chain_and_bug_reraised_with_stage_and_frame():
+    def boom(result):
+        if result.frame.index == 3:
+            raise ZeroDivisionError("bad luck")
+        return result
+
+    src = SyntheticSource(frames=100)
+    seen = []
+    with pytest.raises(StageError, match=r"stage 'post' failed on frame 3: ZeroDivisionError: bad luck") as ei:
+        for r in Pipeline(src, [("recon", sphere_stage()), ("post", boom)]):
+            seen.append(r.frame.index)
+    assert seen == [0, 1, 2]
+    assert isinstance(ei.value.__cause__, ZeroDivisionError)
+
+
+def test_capture_failure_reraised_as_is_after_delivered_frames():
+    class Broken(SyntheticSource):
+        def frames(self):
+            yield from list(super().frames())[:4]
+            raise SourceError("camera unplugged")
+
+    got = []
+    with pytest.raises(SourceError, match="camera unplugged"):
+        for r in Pipeline(Broken(frames=10), [("recon", sphere_stage())]):
+            got.append(r.frame.index)
+    assert got == [0, 1, 2, 3]  # block policy: everything read before the failure arrives
+
+
+def test_live_slow_stage_drops_stale_frames_and_bounds_latency():
+    """Camera-like source at 200 fps, reconstruction at ~25 fps: the latest policy drops stale
+    frames, so the latency stays near one stage time instead of growing with the backlog."""
+    stage_s = 0.04
+    src = SyntheticSource(frames=120, size=(64, 64), fps=200, live=True)
+    stats = RunStats()
+    res = run_session(src, sphere_stage(delay_s=stage_s), PipelineConfig(), stats=stats)
+    s = res.summary
+    assert s["frames_in"] == 120
+    assert s["dropped"] > 60
+    assert s["frames_done"] + s["dropped"] == 120
+    # queue of 1 + the frame in progress: at most ~2 stage times (+ scheduling slack on 2 cores)
+    assert max(stats.latencies) < 4 * stage_s + 0.1
+    # the block twin on the same input loses nothing but its latency grows with the backlog
+    stats_b = RunStats()
+    src_b = SyntheticSource(frames=40, size=(64, 64), fps=200, live=True)
+    res_b = run_session(src_b, sphere_stage(delay_s=stage_s), PipelineConfig(policy="block", queue_size=64), stats=stats_b)
+    assert res_b.summary["dropped"] == 0 and res_b.summary["frames_done"] == 40
+    assert max(stats_b.latencies) > 3 * max(stats.latencies)
+
+
+def test_break_mid_stream_leaves_no_thread():
+    src = SyntheticSource(frames=None, size=(32, 32))  # endless
+    p = Pipeline(src, [("recon", sphere_stage())])
+    for r in p:
+        if r.frame.index == 5:
+            break
+    p.stop()
+    assert not p.left_running
+
+
+def test_stop_is_bounded_when_a_stage_hangs():
+    release = threading.Event()
+
+    def stuck(frame):
+        release.wait(10)
+        return frame
+
+    p = Pipeline(SyntheticSource(frames=None), [("recon", stuck)], PipelineConfig(join_timeout_s=0.3))
+    p.start()
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    p.stop()
+    assert time.monotonic() - t0 < 1.0
+    assert p.left_running == ["streamrecon-recon"]
+    release.set()  # let the daemon finish so the fixture sees no thread
+
+
+def test_ctrl_c_stops_within_two_seconds():
+    src = SyntheticSource(frames=None, size=(32, 32), fps=100, live=True)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    t0 = time.monotonic()
+    res = run_session(src, sphere_stage(delay_s=0.01), PipelineConfig())
+    elapsed = time.monotonic() - t0
+    timer.join()
+    assert res.interrupted and res.summary["frames_done"] > 0
+    assert elapsed < 0.3 + 2.0
+
+
+def test_sphere_model_drives_real_reconstruction_when_available():
+    """The analytic test model through issue 3's mesher: the mesh is the disc's sphere."""
+    recon = pytest.importorskip("streamrecon.reconstruction", reason="streamrecon.reconstruction not in this build")
+    from streamrecon.capture import disc_image
+    from streamrecon.synthetic import SphereModel
+
+    img, (cx, cy, r) = disc_image(0, 96, 96)
+    mesh = recon.reconstruct_person(SphereModel(), img, (0, 0, 96, 96), None, recon.ReconConfig(resolution=32))
+    c = mesh.vertices.mean(axis=0)
+    assert np.allclose(c[:2], [2 * cx / 96 - 1, 1 - 2 * cy / 96], atol=0.05)
