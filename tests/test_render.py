@@ -5,36 +5,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from streamrecon.mesh_types import Mesh
+from streamrecon.render.shapes import box, uv_sphere
 from streamrecon.render import (CropCamera, crop_to_image, image_to_crop, rasterize,
                                 rasterize_reference, render_mesh)
-
-
-def uv_sphere(radius=0.6, centre=(0.0, 0.0, 0.0), n_lat=96, n_lon=192):
-    """Closed UV sphere, faces counter-clockwise seen from outside (right-handed frame)."""
-    lat = np.linspace(0, np.pi, n_lat + 1)[1:-1]
-    lon = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)
-    th, ph = np.meshgrid(lat, lon, indexing="ij")
-    ring = np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], -1).reshape(-1, 3)
-    v = np.concatenate([[[0, 0, 1]], ring, [[0, 0, -1]]]) * radius + np.asarray(centre)
-    faces = []
-    idx = lambda i, j: 1 + i * n_lon + (j % n_lon)
-    for j in range(n_lon):
-        faces.append([0, idx(0, j), idx(0, j + 1)])
-        faces.append([len(v) - 1, idx(n_lat - 2, j + 1), idx(n_lat - 2, j)])
-    for i in range(n_lat - 2):
-        for j in range(n_lon):
-            a, b, c, d = idx(i, j), idx(i + 1, j), idx(i + 1, j + 1), idx(i, j + 1)
-            faces += [[a, b, c], [a, c, d]]
-    return v, np.asarray(faces)
-
-
-def box(lo, hi):
-    """Axis-aligned box with 12 triangles."""
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    v = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    faces = [[a, b, c] for a, b, c, d in quads] + [[a, c, d] for a, b, c, d in quads]
-    return v, np.asarray(faces)
 
 
 RECT = (100.0, 40.0, 300.0, 300.0)

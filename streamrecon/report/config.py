@@ -1,0 +1,51 @@
+"""Options of ``streamrecon evaluate``: a frozen dataclass whose field docstrings are the CLI help
+(``field_help`` reads them), so defaults and help live in one place. Light: stdlib only."""
+from __future__ import annotations
+
+import ast
+import inspect
+from dataclasses import dataclass
+
+from ..errors import UserInputError
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Options of ``streamrecon evaluate`` (each field is a CLI flag of the same name)."""
+
+    iou_threshold: float = 0.5
+    """A person in a frame whose silhouette IoU against its mask is below this is listed as failing."""
+    samples: int = 8
+    """How many frames, spread evenly over the run, the report shows as pictures."""
+    max_failing: int = 12
+    """At most this many failing frames get pictures in the report (metrics.json lists them all)."""
+    boundary_tolerance: float = 0.0
+    """Boundary F-score tolerance in pixels; 0 = 0.8% of the frame diagonal (the DAVIS rule)."""
+    max_frames: int = 0
+    """Evaluate only the first N frames of the manifest (0 = all)."""
+    thumb_width: int = 360
+    """Width in pixels of each picture in the report."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.iou_threshold <= 1.0:
+            raise UserInputError(f"--iou-threshold must lie in [0, 1], got {self.iou_threshold}")
+        for name in ("samples", "max_failing", "max_frames"):
+            if getattr(self, name) < 0:
+                raise UserInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.boundary_tolerance < 0:
+            raise UserInputError(f"--boundary-tolerance must be >= 0 pixels, got {self.boundary_tolerance}")
+        if not 16 <= self.thumb_width <= 4096:
+            raise UserInputError(f"--thumb-width must lie in [16, 4096] pixels, got {self.thumb_width}")
+
+
+def field_help(cls) -> dict:
+    """{field name: its docstring} of a dataclass whose fields are each followed by a string."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    out = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            out[node.target.id] = " ".join(nxt.value.value.split())
+    return out

@@ -1,0 +1,164 @@
+"""`streamrecon evaluate` end to end on run directories built here from analytic ellipsoids whose
+silhouettes and shading are known (docs/run_dir.md format), plus `run` then `evaluate` when the
+`run` command is available."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamrecon.mesh_types import Mesh
+from streamrecon.meshio import write_mesh
+from streamrecon.render import crop_to_image
+from streamrecon.render.shapes import uv_sphere
+
+cv2 = pytest.importorskip("cv2", reason="OpenCV reads and writes the run directory's images")
+
+H, W = 150, 200
+SCALE = (0.45, 0.8, 0.35)  # ellipsoid semi-axes in crop units: a person-like upright blob
+
+
+def _photo_and_mask(rect, rng):
+    """The frame an ideal reconstruction explains: the ellipsoid's exact silhouette (pixel centres
+    inside its projected ellipse) shaded by the renderer's headlight Lambert model, on noise."""
+    x, y, w, _ = rect
+    a, b, c = (s * w / 2 for s in SCALE)
+    cx, cy = x + w / 2, y + w / 2
+    jj, ii = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
+    u, v = jj - cx, ii - cy
+    q = 1 - (u / a) ** 2 - (v / b) ** 2
+    mask = q > 0
+    z = -c * np.sqrt(np.clip(q, 0, None))
+    n = np.stack([u / a ** 2, v / b ** 2, z / c ** 2], -1)
+    nz = np.abs(n[..., 2]) / np.maximum(np.linalg.norm(n, axis=-1), 1e-12)
+    shade = 0.15 + 0.85 * nz
+    photo = rng.integers(0, 256, (H, W, 3)).astype(np.float64)
+    photo[mask] = (shade[mask, None] * 255.0) * np.array([1.0, 1.0, 1.0])
+    return photo.astype(np.uint8), mask
+
+
+def make_run_dir(root: Path, n_frames=6, mesh_frame="image", fmt="obj", bad_frame=None, missing_frame=None):
+    """A run directory per docs/run_dir.md: the person moves 3 px right per frame. ``bad_frame``
+    gets a mask displaced far from the mesh; ``missing_frame`` lists a mesh file that is absent."""
+    rng = np.random.default_rng(0)
+    for d in ("frames", "masks", "meshes"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    v_crop, f = uv_sphere(1.0, n_lat=48, n_lon=96, scale=SCALE)
+    frames = []
+    for k in range(n_frames):
+        idx = 10 + k
+        rect = [30.0 + 3 * k, 10.0, 130.0, 130.0]
+        photo, mask = _photo_and_mask(rect, rng)
+        if k == bad_frame:
+            mask = np.roll(mask, 90, axis=1)
+        name = f"frame_{idx:06d}"
+        cv2.imwrite(str(root / "frames" / f"{name}.jpg"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(root / "masks" / f"{name}_p0.png"), mask.astype(np.uint8) * 255)
+        verts = crop_to_image(v_crop, rect) if mesh_frame == "image" else v_crop
+        mesh_file = f"meshes/{name}_p0.{fmt}"
+        if k != missing_frame:
+            write_mesh(Mesh(verts, f, frame=mesh_frame), root / mesh_file)
+        frames.append({"index": idx, "time": idx / 25.0, "frame_file": f"frames/{name}.jpg", "width": W, "height": H,
+                       "persons": [{"person": 0, "file": mesh_file, "mask_file": f"masks/{name}_p0.png",
+                                    "rect": rect, "vertices": len(verts), "faces": len(f)}],
+                       "timings": {"capture_to_done_s": 0.1}})
+    manifest = {"version": 1, "source": "synthetic-ellipsoid", "source_kind": "synthetic", "model": "analytic",
+                "resolution": 128, "mesh_format": fmt, "mesh_frame": mesh_frame, "frames": frames,
+                "summary": {"frames_in": n_frames, "frames_done": n_frames}}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "streamrecon.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_evaluate_writes_metrics_and_report(tmp_path):
+    run = make_run_dir(tmp_path / "run", n_frames=6, bad_frame=3, missing_frame=4)
+    out = cli("evaluate", str(run), "--samples", "3")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((run / "eval" / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    persons = {r["index"]: r["persons"][0] for r in doc["frames"]}
+    assert len(persons) == 6
+    good = [p for i, p in persons.items() if i not in (13, 14)]
+    # The mesh is the mask's ellipsoid: silhouettes agree up to the polygon's rim.
+    assert all(p["iou"] > 0.97 and p["boundary_f"] > 0.98 for p in good), good
+    # Same geometry and shading model as the photo: the shaded render matches it closely.
+    assert all(p["ssim"] > 0.85 and p["psnr"] > 25 for p in good), good
+    assert persons[13]["iou"] < 0.2 and persons[14]["status"] == "missing_mesh"
+    # Failing list: the missing mesh (no IoU) first, then the displaced mask; nothing else.
+    assert [(f["index"], f["reason"].split()[0]) for f in doc["failing"]] == [(14, "missing_mesh"), (13, "IoU")]
+    s = doc["summary"]
+    assert s["frames"] == 6 and s["rendered"] == 5 and s["failing"] == 2
+    assert s["iou"]["n"] == 5 and s["iou"]["min"] == pytest.approx(persons[13]["iou"])
+    # The person moves steadily; the render follows the mask, so there is next to no jitter.
+    t = s["temporal"]["0"]
+    assert t["render_change"] > 0.02 and t["jitter"] < 0.01
+    # The report: failing frames before the sampled ones, charts inline, pictures on disk.
+    html = (run / "eval" / "report.html").read_text()
+    assert html.index("Failing frames") < html.index("frame-13") < html.index("Sampled frames")
+    assert "<svg" in html and "polyline" in html
+    for src in re.findall(r'src="([^"]+)"', html):
+        img = cv2.imread(str(run / "eval" / src))
+        assert img is not None and img.shape[1] == min(360, W), src
+    assert "report:" in out.stdout and "2 failing" in out.stdout
+
+
+def test_overlay_and_render_panels_show_the_mesh(tmp_path):
+    from streamrecon.report.evaluation import frame_panels
+    from streamrecon.report.run_dir import load_manifest
+
+    run = make_run_dir(tmp_path / "run", n_frames=1)
+    m = load_manifest(run)
+    pics = frame_panels(m, m.frames[0])
+    assert {k: v.shape for k, v in pics.items()} == {k: (H, W, 3) for k in ("input", "overlay", "render")}
+    centre = (int(10 + 65), int(30 + 65))  # rect centre (row, col)
+    assert pics["render"][centre].min() > 100 and (pics["render"][0, 0] == 24).all()
+    assert pics["overlay"][centre][0] > pics["overlay"][centre][2]  # tinted orange over the grey person
+
+
+@pytest.mark.parametrize("mesh_frame,fmt", [("crop", "obj"), ("image", "ply")])
+def test_mesh_frame_and_format_give_the_same_metrics(tmp_path, mesh_frame, fmt):
+    from streamrecon.report.config import EvaluateConfig
+    from streamrecon.report.evaluation import evaluate_run
+    from streamrecon.report.run_dir import load_manifest
+
+    cfg = EvaluateConfig()
+    ref = evaluate_run(load_manifest(make_run_dir(tmp_path / "ref", n_frames=2)), cfg)
+    other = evaluate_run(load_manifest(make_run_dir(tmp_path / "other", n_frames=2, mesh_frame=mesh_frame, fmt=fmt)), cfg)
+    for a, b in zip(ref["frames"], other["frames"]):
+        pa, pb = a["persons"][0], b["persons"][0]
+        # OBJ stores 6 decimals: allow a few rim pixels of difference, nothing more.
+        assert abs(pa["render_px"] - pb["render_px"]) <= 3
+        assert pb["iou"] == pytest.approx(pa["iou"], abs=2e-3)
+
+
+def test_user_mistakes_are_one_line_errors(tmp_path):
+    out = cli("evaluate", str(tmp_path / "nope"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "not a directory" in out.stderr
+    run = make_run_dir(tmp_path / "run", n_frames=1)
+    doc = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps(dict(doc, version=99)))
+    out = cli("evaluate", str(run))
+    assert out.returncode == 2 and "version 99" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    doc["frames"][0]["persons"][0]["file"] = "../../etc/passwd.obj"
+    (run / "manifest.json").write_text(json.dumps(doc))
+    out = cli("evaluate", str(run))
+    assert out.returncode == 2 and "outside the run directory" in out.stderr
+    out = cli("evaluate", str(run), "--iou-threshold", "2")
+    assert out.returncode == 2 and "--iou-threshold" in out.stderr
+
+
+def test_truncated_ply_is_refused_before_allocating(tmp_path):
+    from streamrecon.errors import UserInputError
+    from streamrecon.report.run_dir import read_ply
+
+    p = tmp_path / "m.ply"
+    p.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 1000000000\nproperty float x\n"
+                  b"property float y\nproperty float z\nend_header\n" + b"\0" * 24)
+    with pytest.raises(UserInputError, match="truncated"):
+        read_ply(p)
