@@ -77,9 +77,12 @@ class AVSource(Source):
             raise SourceError(f"{url!r} has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
-        self.num_frames = int(self._stream.frames) or None
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else None
+        self.num_frames = int(self._stream.frames) or None
+        if self.num_frames is None and self.fps and self._container.duration and not is_stream:
+            # mkv/webm headers carry no frame count: estimate it (progress bar / ETA only)
+            self.num_frames = max(1, round(self._container.duration / 1e6 * self.fps))
         self._lock = threading.Lock()
 
     def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
@@ -245,6 +248,29 @@ def open_source(spec: Optional[str] = None, camera: Optional[int] = None, live: 
     if not spec.startswith(STREAM_SCHEMES) and os.path.isdir(spec):
         return ImageFolderSource(spec)
     return AVSource(spec, live=live)
+
+
+class PacedSource(Source):
+    """Plays a file source in real time (at its fps) and marks it live, so ``live VIDEO`` behaves
+    like a camera: frames the reconstruction cannot keep up with are dropped."""
+
+    live = True
+
+    def __init__(self, inner: Source, fps: Optional[float] = None) -> None:
+        self.inner = inner
+        self.kind, self.name, self.num_frames = inner.kind, inner.name, inner.num_frames
+        self.fps = fps or inner.fps or 25.0
+
+    def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
+        t0 = time.monotonic()
+        for i, item in enumerate(self.inner.frames()):
+            delay = t0 + i / self.fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            yield item
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def capture_loop(source: Source, put, stop: threading.Event, max_frames: Optional[int] = None) -> int:

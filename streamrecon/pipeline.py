@@ -66,7 +66,8 @@ class Pipeline:
     threads and yields the last stage's outputs in capture order. ``frames_in``: frames captured;
     ``dropped``: frames the ``latest`` policy discarded."""
 
-    def __init__(self, source: Source, stages: Sequence[Stage], config: PipelineConfig = PipelineConfig()) -> None:
+    def __init__(self, source: Source, stages: Sequence[Stage], config: PipelineConfig = PipelineConfig(),
+                 stop_event: Optional[threading.Event] = None) -> None:
         policy = config.policy
         if policy == "auto":
             policy = "latest" if source.live else "block"
@@ -74,7 +75,8 @@ class Pipeline:
         self.source = source
         self.config = config
         self.policy = policy
-        self.stop_event = threading.Event()
+        # Setting it from any thread ends the run gracefully: capture stops, the supervisor returns.
+        self.stop_event = stop_event or threading.Event()
         self.frames_in = 0
         self._stages = list(stages)
         self._queues = [BoundedQueue(qsize, policy, name="frames")]
@@ -162,6 +164,8 @@ class Pipeline:
                 try:
                     item = last.get(timeout=0.1)  # short waits keep Ctrl-C responsive
                 except TimeoutError:
+                    if self.stop_event.is_set():
+                        break
                     continue
                 except Closed:
                     break

@@ -116,11 +116,17 @@ class MeshPublisher:
                            person_index=i, persons_in_frame=len(result.persons), capture_time=cap,
                            image_size=size)
 
-    def end(self, frames: int) -> None:
-        """End-of-stream message (subscribers that record stop on it)."""
+    def end(self, frames: int, repeats: int = 3, gap_s: float = 0.05) -> None:
+        """End-of-stream message (recorders stop on it). PUB drops a message for a subscriber
+        whose queue is full, so it is sent ``repeats`` times ``gap_s`` apart with the same ``seq``;
+        subscribers treat the repeats as one."""
         import zmq
 
-        self._sock.send_multipart([wire.TOPIC, *wire.encode_end(seq=self.seq, frames=frames, publish_time=time.time())], flags=zmq.NOBLOCK)
+        parts = [wire.TOPIC, *wire.encode_end(seq=self.seq, frames=frames, publish_time=time.time())]
+        for i in range(repeats):
+            if i:
+                time.sleep(gap_s)
+            self._sock.send_multipart(parts, flags=zmq.NOBLOCK)
         self.seq += 1
 
     def close(self) -> None:

@@ -30,12 +30,14 @@ def run_session(
     publisher=None,
     on_result: Optional[Callable] = None,
     stats: Optional[RunStats] = None,
+    stop_event=None,
 ) -> SessionResult:
     """Run until the source ends (or ``pipe_cfg.max_frames``), Ctrl-C, or a stage fails (its error
     is re-raised after shutdown). Each ``FrameResult`` is written, then published, then handed to
-    ``on_result(result, latency_s)``. The summary goes into the manifest in every case."""
+    ``on_result(result, latency_s)``. The summary goes into the manifest in every case. Setting
+    ``stop_event`` (any thread) ends the session gracefully."""
     stats = stats or RunStats()
-    pipeline = Pipeline(source, [("recon", stage)], pipe_cfg)
+    pipeline = Pipeline(source, [("recon", stage)], pipe_cfg, stop_event=stop_event)
     interrupted = False
     t0 = time.monotonic()
     try:

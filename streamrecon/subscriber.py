@@ -74,8 +74,11 @@ class MeshSubscriber:
                     return None
                 continue
             seq = msg.header.seq
+            if seq == self._last_seq and msg.header.is_end:
+                continue  # a repeat of the end-of-stream (see MeshPublisher.end)
             if self._last_seq is not None and seq > self._last_seq + 1:
                 self.missed += seq - self._last_seq - 1
+            # seq < last: a restarted publisher; count from its new numbering
             self._last_seq = seq
             if msg.header.is_end:
                 self.ended = True
