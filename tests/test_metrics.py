@@ -104,7 +104,8 @@ def test_temporal_measures():
     d1[5, 8] = 4.0
     assert depth_change(d0, d1) == 0.0  # median over the 50 shared pixels; one changed
     assert math.isnan(depth_change(d0, np.full_like(d0, np.nan)))
-    s = stability_summary([0.1, 0.3, float("nan")], [0.0, 0.4, 0.2])
-    assert s == {"steps": 2, "render_change": pytest.approx(0.2), "mask_change": pytest.approx(0.2),
-                 "jitter": pytest.approx(0.05)}
-    assert stability_summary([], [])["jitter"] is None
+    s = stability_summary([0.1, 0.3, float("nan"), 0.5], [0.0, 0.4, 0.2, float("nan")])
+    assert s == {"steps": 3, "render_change": pytest.approx(0.3), "mask_change": pytest.approx(0.2),
+                 "jitter": pytest.approx(0.05)}  # jitter over the 2 steps with both: (0.1 + 0) / 2
+    assert stability_summary([], [])["render_change"] is None
+    assert stability_summary([0.2], [float("nan")])["jitter"] is None

@@ -24,19 +24,19 @@ def depth_change(prev_depth, cur_depth) -> float:
 
 
 def stability_summary(render_change, mask_change) -> dict:
-    """Summary of per-step changes (sequences of floats, NaN ignored): mean render silhouette
-    change, mean mask change, and their excess (render change beyond what the input explains,
-    clipped at 0 per step: jitter). Values are None when there are no steps."""
+    """Summary of per-step changes (sequences of floats, NaN = unknown): ``steps`` with a known
+    render change and their mean ``render_change``; the mean ``mask_change`` where masks are known;
+    ``jitter`` = mean render change beyond the mask change (clipped at 0 per step) over the steps
+    where both are known. Means are None when nothing is known."""
     r = np.asarray(render_change, dtype=np.float64)
     m = np.asarray(mask_change, dtype=np.float64)
     if r.shape != m.shape:
         raise ValueError(f"render_change, mask_change: lengths differ: {r.shape} vs {m.shape}")
-    ok = np.isfinite(r) & np.isfinite(m)
-    if not ok.any():
-        return {"steps": 0, "render_change": None, "mask_change": None, "jitter": None}
+    rk, mk = np.isfinite(r), np.isfinite(m)
+    both = rk & mk
     return {
-        "steps": int(ok.sum()),
-        "render_change": float(r[ok].mean()),
-        "mask_change": float(m[ok].mean()),
-        "jitter": float(np.clip(r[ok] - m[ok], 0.0, None).mean()),
+        "steps": int(rk.sum()),
+        "render_change": float(r[rk].mean()) if rk.any() else None,
+        "mask_change": float(m[mk].mean()) if mk.any() else None,
+        "jitter": float(np.clip(r[both] - m[both], 0.0, None).mean()) if both.any() else None,
     }

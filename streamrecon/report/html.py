@@ -95,13 +95,23 @@ def _charts(doc: dict, cfg: EvaluateConfig) -> str:
         label = f" (person {pid})" if len(pids) > 1 else ""
         ious = col("iou")
         bad = [i for i, v in enumerate(ious) if v is not None and v < cfg.iou_threshold]
-        out.append(line_chart(x, [("IoU", ious), ("boundary F", col("boundary_f")), ("SSIM", col("ssim"))],
-                              f"Silhouette and image agreement{label}", y_range=(0.0, 1.0),
-                              threshold=cfg.iou_threshold, highlight=bad))
-        out.append(line_chart(x, [("PSNR dB", col("psnr"))], f"PSNR of the shaded render{label}"))
-        out.append(line_chart(x, [("render change", col("render_change")), ("mask change", col("mask_change"))],
-                              f"Frame-to-frame change, 1 − IoU{label}"))
+        if _any(ious):
+            out.append(line_chart(x, [("IoU", ious), ("boundary F", col("boundary_f")), ("SSIM", col("ssim"))],
+                                  f"Silhouette and image agreement{label}", y_range=(0.0, 1.0),
+                                  threshold=cfg.iou_threshold, highlight=bad))
+        if _any(col("psnr")):
+            out.append(line_chart(x, [("PSNR dB", col("psnr"))], f"PSNR of the shaded render{label}"))
+        change = col("render_change")
+        if _any(change):
+            # From 0, so that sub-percent noise is not blown up to fill the chart.
+            top = max([0.1] + [v for v in change + col("mask_change") if v is not None])
+            out.append(line_chart(x, [("render change", change), ("mask change", col("mask_change"))],
+                                  f"Frame-to-frame change, 1 − IoU{label}", y_range=(0.0, top * 1.05)))
     return "".join(out)
+
+
+def _any(values) -> bool:
+    return any(v is not None for v in values)
 
 
 def write_report(doc: dict, manifest: RunManifest, cfg: EvaluateConfig, out_dir) -> Path:
@@ -138,6 +148,9 @@ def write_report(doc: dict, manifest: RunManifest, cfg: EvaluateConfig, out_dir)
     verdict = "bad" if s["failing"] else "ok"
     parts.append(f"<p class='{verdict}'>{s['failing']} failing of {s['person_frames']} person-frames "
                  f"(IoU &lt; {cfg.iou_threshold} or no usable mesh) in {s['frames']} frames.</p>")
+    if s["iou"] is None:
+        parts.append("<p class='bad'>This run has no person masks: silhouette IoU, boundary F, SSIM and PSNR "
+                     "cannot be measured; only the renders and their temporal change are shown.</p>")
     parts.append("<table><tr><th>metric</th><th>mean</th><th>median</th><th>p10</th><th>min</th><th>max</th></tr>")
     for key, label, d in (("iou", "silhouette IoU", 3), ("boundary_f", "boundary F-score", 3),
                           ("ssim", "SSIM (shaded vs masked gray)", 3), ("psnr", "PSNR dB", 2)):
