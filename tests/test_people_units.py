@@ -1,0 +1,158 @@
+"""Pure parts of streamrecon.people: anchors/decoding/NMS/ROI geometry, crop rule, background,
+tracking, One-Euro smoothing (vector vs scalar twin) and crop jitter on a still noisy clip."""
+import math
+
+import numpy as np
+import pytest
+
+from streamrecon.people.blazepose import (Roi, decode_detections, invert_affine, letterbox_params, roi_from_alignment,
+                                          roi_matrix, ssd_anchors, weighted_nms)
+from streamrecon.people.config import PeopleConfig
+from streamrecon.people.crop_rule import BLAZEPOSE_FEET, crop_rect_from_keypoints, rect_from_box
+from streamrecon.people.segmentation import apply_background, mask_box, mask_iou
+from streamrecon.people.smoothing import OneEuroFilter, OneEuroScalar, rect_to_state, state_to_rect
+from streamrecon.people.tracking import IouTracker
+
+
+def test_anchors_layout():
+    a = ssd_anchors()
+    assert a.shape == (2254, 2)
+    # first layer: 28x28 cells, 2 anchors each, row-major from the top-left cell
+    assert np.allclose(a[0], [0.5 / 28, 0.5 / 28]) and np.allclose(a[1], a[0])
+    assert np.allclose(a[2], [1.5 / 28, 0.5 / 28])
+    # last block: 7x7 cells with 6 anchors each
+    assert np.allclose(a[-6:], [6.5 / 7, 6.5 / 7])
+
+
+def test_decode_and_weighted_nms():
+    anchors = ssd_anchors()
+    raw = np.zeros((len(anchors), 12), np.float32)
+    scores = np.full(len(anchors), -10.0, np.float32)
+    # two overlapping detections around anchor 100 and one far away at anchor 2000
+    for i, dx in ((100, 0.0), (101, 4.0), (2000, 0.0)):
+        raw[i, :4] = [dx, 0.0, 40.0, 40.0]
+        raw[i, 4:12] = [0.0, 30.0, 0.0, -30.0, 0.0, 10.0, 0.0, -10.0]
+        scores[i] = {100: 3.0, 101: 1.0, 2000: 2.0}[i]
+    boxes, kps, s = decode_detections(raw, scores, anchors, 0.5)
+    assert len(s) == 3
+    assert np.allclose(kps[0, 0] * 224, anchors[100] * 224 + [0, 30], atol=1e-3)
+    out = weighted_nms(boxes, kps, s, 0.3)
+    assert len(out) == 2
+    w0, w1 = 1 / (1 + math.exp(-3)), 1 / (1 + math.exp(-1))
+    merged_cx = ((boxes[0, 0] + boxes[0, 2]) / 2 * w0 + (boxes[1, 0] + boxes[1, 2]) / 2 * w1) / (w0 + w1)
+    got = out[0][0]  # best group first, keeps the best score
+    assert out[0][2] == pytest.approx(w0) and out[1][2] == pytest.approx(1 / (1 + math.exp(-2)))
+    assert abs((got[0] + got[2]) / 2 - merged_cx) < 1e-6
+    assert np.allclose(out[1][0], boxes[2])
+
+
+def test_letterbox_and_roi_geometry():
+    s, px, py = letterbox_params(480, 640)
+    assert s == pytest.approx(224 / 640) and px == 0 and py == pytest.approx((224 - 480 * s) / 2)
+    # upright person: scale point straight above the hip centre -> no rotation
+    roi = roi_from_alignment((100.0, 200.0), (100.0, 120.0))
+    assert roi.rotation == pytest.approx(0.0, abs=1e-9) and roi.side == pytest.approx(2 * 80 * 1.25)
+    # body lying to the right (scale point to the right): ROI rotated by +90 degrees
+    assert roi_from_alignment((0, 0), (10, 0)).rotation == pytest.approx(math.pi / 2)
+    m = roi_matrix(Roi(50.0, 60.0, 128.0, 0.3))
+    centre = m @ np.array([128.0, 128.0, 1.0])
+    assert np.allclose(centre, [50, 60])
+    inv = invert_affine(m)
+    p = np.array([13.0, 200.0, 1.0])
+    assert np.allclose(inv @ np.append(m @ p, 1.0), p[:2])
+    # side length preserved: tensor corners 256 apart map to frame points 128 apart
+    assert np.linalg.norm(m @ [256, 0, 1] - m @ [0, 0, 1]) == pytest.approx(128)
+
+
+def _body(feet=True, hips=True):
+    k = np.zeros((33, 3))
+    k[:, :2] = [200, 200]
+    k[0] = [200, 100, 0.9]  # nose
+    k[11], k[12] = [180, 140, 0.9], [220, 140, 0.9]
+    k[23], k[24] = [185, 250, 0.9 if hips else 0.0], [215, 250, 0.9 if hips else 0.0]
+    for i in BLAZEPOSE_FEET:
+        k[i] = [200 + (i % 2) * 20, 380, 0.9 if feet else 0.0]
+    return k
+
+
+def test_crop_rule_branches():
+    rect, rule = crop_rect_from_keypoints(_body())
+    assert rule == "feet"
+    # bbox of confident points: x 180..220, y 100..380 -> centre (200, 240), r = 0.65 * 280
+    assert rect == pytest.approx((200 - 182, 240 - 182, 364, 364))
+    rect, rule = crop_rect_from_keypoints(_body(feet=False))
+    assert rule == "mid-hip"
+    r = 1.45 * 150  # farthest confident point from mid-hip (200, 250) is the nose
+    assert rect == pytest.approx((200 - r, 250 + 0.05 * r - r, 2 * r, 2 * r))
+    rect, rule = crop_rect_from_keypoints(_body(feet=False, hips=False), visible_box=(150, 90, 260, 300))
+    assert rule == "visible"
+    assert rect == pytest.approx(rect_from_box((150, 90, 260, 300)))
+    assert rect[2] == rect[3] and rect[2] > 210  # square, whole visible part inside
+    with pytest.raises(ValueError, match="keypoints"):
+        crop_rect_from_keypoints(np.zeros((33, 2)))
+
+
+def test_apply_background_and_masks():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    mask = np.zeros((6, 7), bool)
+    mask[1:4, 2:5] = True
+    out = apply_background(img, mask, "remove", (10, 20, 30))
+    assert np.array_equal(out[mask], img[mask]) and (out[~mask] == [10, 20, 30]).all()
+    assert apply_background(img, mask, "keep") is img
+    assert apply_background(img, None, "remove") is img
+    with pytest.raises(ValueError, match="mask"):
+        apply_background(img, mask[:, :3], "remove")
+    with pytest.raises(ValueError, match="background"):
+        apply_background(img, mask, "blur")
+    assert mask_box(mask) == (2, 1, 5, 4)
+    other = np.zeros_like(mask)
+    other[1:4, 3:6] = True
+    assert mask_iou(mask, other) == pytest.approx(6 / 12)
+    ignore = np.zeros_like(mask)
+    ignore[:, 5] = True
+    assert mask_iou(mask, other, ignore) == pytest.approx(6 / 9)
+
+
+def test_tracker_keeps_ids_and_forgets():
+    t = IouTracker(min_iou=0.3, max_missed=2)
+    a, b = (0, 0, 10, 20), (50, 0, 60, 20)
+    assert t.update([b, a]) == [1, 0]  # new ids left to right
+    assert t.update([(1, 0, 11, 20), (51, 1, 61, 21)]) == [0, 1]
+    assert t.update([(51, 1, 61, 21)]) == [1]  # person 0 missed once
+    assert t.update([(2, 0, 12, 20), (52, 1, 62, 21)]) == [0, 1]  # comes back with its id
+    for _ in range(3):
+        t.update([])
+    assert t.update([(2, 0, 12, 20)]) == [2]  # forgotten after max_missed: new id, never reused
+
+
+def test_one_euro_vector_matches_scalar_twin():
+    rng = np.random.default_rng(1)
+    ts = np.cumsum(rng.uniform(0.02, 0.05, 200))
+    xs = np.stack([np.sin(ts), 3 * np.cos(2 * ts), ts], 1) + rng.normal(0, 0.1, (200, 3))
+    f = OneEuroFilter(0.5, 0.2, 1.0)
+    twins = [OneEuroScalar(0.5, 0.2, 1.0) for _ in range(3)]
+    for t, x in zip(ts, xs):
+        v = f(x, t)
+        s = [tw(float(xi), float(t)) for tw, xi in zip(twins, x)]
+        assert np.allclose(v, s, atol=1e-9)
+
+
+def jitter(rects) -> float:
+    """Median over frames of the largest frame-to-frame change of (x, y, side), in pixels."""
+    r = np.asarray(rects, dtype=np.float64)[:, :3]
+    return float(np.median(np.abs(np.diff(r, axis=0)).max(1)))
+
+
+def test_smoothing_cuts_jitter_of_still_noisy_rects():
+    cfg = PeopleConfig()
+    rng = np.random.default_rng(2)
+    true = (100.0, 50.0, 300.0, 300.0)
+    raw = [tuple(np.add(true, [*rng.normal(0, 2.0, 2), *([rng.normal(0, 3.0)] * 2)])) for _ in range(90)]
+    f = OneEuroFilter(cfg.smooth_min_cutoff, cfg.smooth_beta, cfg.smooth_d_cutoff)
+    smooth = [state_to_rect(f(rect_to_state(r), i / 30)) for i, r in enumerate(raw)]
+    j_raw, j_smooth = jitter(raw), jitter(smooth)
+    print(f"synthetic rect noise: jitter raw {j_raw:.2f} px, smoothed {j_smooth:.2f} px")
+    assert j_raw > 2.0 and j_smooth <= 1.0
+    # still centred on the truth (no drift)
+    assert np.abs(np.mean(smooth[30:], 0) - true).max() < 2.0
