@@ -98,6 +98,8 @@ class PeopleFinder:
     def raw_rect(self, cand: Candidate, image_size=None) -> tuple:
         """Crop rect of one candidate, without smoothing, and the rule used. ``image_size``:
         (width, height) of the frame."""
+        if "rect" in cand.meta:
+            return tuple(cand.meta["rect"]), "full-frame"
         vis = mask_box(cand.mask) if cand.mask is not None else None
         if cand.keypoints is not None:
             return crop_rect_from_keypoints(cand.keypoints, self.cfg.keypoint_threshold, self.cfg.margin,

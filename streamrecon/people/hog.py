@@ -63,20 +63,27 @@ class MotionPeople:
     connected components. Stateful (learns the background over the video; the first
     ``warmup`` frames give nothing). No keypoints; the component is the mask."""
 
-    def __init__(self, max_people: int = 4, min_area: float = 0.01, warmup: int = 5):
+    def __init__(self, max_people: int = 4, min_area: float = 0.01, warmup: int = 20,
+                 learning_rate: float = 0.001):
         import cv2
 
         self._sub = cv2.createBackgroundSubtractorMOG2(history=300, varThreshold=25, detectShadows=True)
+        # After warm-up, learn slowly and require a new colour to hold 30 % of the pixel's weight
+        # before it counts as background: a person standing still fades in after ~350 frames
+        # (~12 s at 30 fps) instead of the default ~1 s.
+        self._sub.setBackgroundRatio(0.7)
+        self.learning_rate = learning_rate
         self.max_people, self.min_area, self.warmup = max_people, min_area, warmup
         self._seen = 0
 
     def reset(self) -> None:
-        self.__init__(self.max_people, self.min_area, self.warmup)
+        self.__init__(self.max_people, self.min_area, self.warmup, self.learning_rate)
 
     def detect(self, image: np.ndarray) -> List[Candidate]:
         import cv2
 
-        fg = self._sub.apply(np.ascontiguousarray(image[:, :, ::-1]))
+        rate = -1.0 if self._seen < self.warmup else self.learning_rate
+        fg = self._sub.apply(np.ascontiguousarray(image[:, :, ::-1]), learningRate=rate)
         self._seen += 1
         if self._seen <= self.warmup:
             return []
@@ -101,4 +108,7 @@ class FullFrame:
 
     def detect(self, image: np.ndarray) -> List[Candidate]:
         h, w = image.shape[:2]
-        return [Candidate(box=(0.0, 0.0, float(w), float(h)), score=1.0)]
+        s = float(max(h, w))
+        # the square of side max(H, W) centred on the image: the whole frame, zero-padded
+        return [Candidate(box=(0.0, 0.0, float(w), float(h)), score=1.0,
+                          meta={"rect": ((w - s) / 2.0, (h - s) / 2.0, s, s)})]
