@@ -203,3 +203,36 @@ def test_run_then_evaluate_on_a_generated_clip(tmp_path):
             assert p["iou"] is not None
     assert doc["summary"]["temporal"]["0"]["render_change"] > 0  # the blob moves
     assert (tmp_path / "ev" / "report.html").is_file()
+
+
+def test_fast_obj_reader_matches_meshio_reader(tmp_path):
+    from streamrecon.meshio import read_obj
+    from streamrecon.report.run_dir import read_mesh, read_obj_fast
+
+    rng = np.random.default_rng(5)
+    v, f = rng.normal(size=(50, 3)), rng.integers(0, 50, (80, 3))
+    for kw in ({}, {"normals": rng.normal(size=(50, 3))}, {"colors": rng.integers(0, 256, (50, 3))}):
+        p = tmp_path / f"m{len(kw)}{''.join(kw)}.obj"
+        write_mesh(Mesh(v, f, **kw), p)
+        fast, slow = read_obj_fast(p), read_obj(p)
+        assert np.array_equal(fast[0], slow.vertices) and np.array_equal(fast[1], slow.faces)
+    # Layouts the fast path declines fall back to the slow reader.
+    p = tmp_path / "quad.obj"
+    p.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1/1 2/2 3/3 4/4\n")
+    assert read_obj_fast(p) is None
+    p.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nvt 0 0\nf 1/1/1 2/1/1 3/1/1\n")
+    assert np.array_equal(read_obj_fast(p)[1], [[0, 1, 2]])
+    assert np.array_equal(read_mesh(p, "image").faces, [[0, 1, 2]])
+
+
+def test_fast_obj_reader_declines_interleaved_files(tmp_path):
+    from streamrecon.report.run_dir import read_mesh, read_obj_fast
+
+    p = tmp_path / "mixed.obj"
+    p.write_text("v 0 0 0\nv 1 0 0\nf 1 2 3\nv 1 1 0\nf 1 3 2")
+    assert read_obj_fast(p) is None  # a v line after the faces began: not meshio's layout
+    assert np.array_equal(read_mesh(p, "image").faces, [[0, 1, 2], [0, 2, 1]])
+    p.write_text("v 0 0 0\nvn 0 0 1\nv 1 0 0\nv 1 1 0\nf 1 2 3\n")
+    assert read_obj_fast(p) is None
+    p.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nvn 0 0 1\nf 1 2 3\n")
+    assert np.array_equal(read_obj_fast(p)[1], [[0, 1, 2]])

@@ -22,9 +22,9 @@ def vertex_normals(vertices, faces) -> np.ndarray:
     f = np.asarray(faces, dtype=np.int64)
     tri = v[f]
     n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area: the weight
-    acc = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(acc, f[:, k], n)
+    idx = f.ravel()
+    acc = np.stack([np.bincount(idx, weights=np.repeat(n[:, c], 3), minlength=len(v)) for c in range(3)],
+                   axis=1).astype(np.float64).reshape(len(v), 3)
     length = np.linalg.norm(acc, axis=1, keepdims=True)
     return np.divide(acc, length, out=np.zeros_like(acc), where=length > 0)
 
