@@ -1,0 +1,76 @@
+"""``streamrecon train``: train the embedded model on synthetic people (needs the train extra),
+or export a run's best checkpoint into the package format.
+
+    streamrecon train --out runs/emb [--resume] [--hours H] [--seed S] [--data-seed D] ...
+    streamrecon train --out runs/emb --export streamrecon/embedded/weights/default.pt
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import MISSING, fields
+
+
+def register(subparsers) -> None:
+    from ..training.loop import TrainConfig  # light: no torch at module level
+
+    p = subparsers.add_parser("train", help="train the embedded model on synthetic people (streamrecon[train])",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    docs = _field_docs(TrainConfig)
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "out":
+            p.add_argument(flag, required=True, help=docs.get(f.name))
+        elif f.name == "generate":
+            p.add_argument("--no-generate", dest="generate", action="store_false", help="train on the shards on disk, rescanning them (no generation)")
+        elif f.name == "net":
+            p.add_argument("--net", type=json.loads, default={}, help="NetConfig overrides as JSON, e.g. '{\"feat\": 64}'")
+        else:
+            default = f.default if f.default is not MISSING else None
+            typ = {int: int, float: float, str: str}.get(type(default), str)
+            p.add_argument(flag, type=typ, default=default, help=f"{docs.get(f.name, '')} (default: {default})")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--export", metavar="PATH", help="write the run's best.pt in the package format to PATH and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _field_docs(cls) -> dict:
+    """Field docstrings (the string literal after each field) from the class source."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    out = {}
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(getattr(b, "value", None), ast.Constant):
+            out[a.target.id] = " ".join(str(b.value.value).split())
+    return out
+
+
+def run(args) -> int:
+    import logging
+    import shutil
+    from pathlib import Path
+
+    from ..errors import UserInputError
+    from ..training.loop import TrainConfig, train
+
+    if args.export:
+        best = Path(args.out) / "best.pt"
+        if not best.is_file():
+            raise UserInputError(f"--export: {best} does not exist (train first)")
+        from ..embedded.model import load_embedded
+
+        load_embedded(best)  # refuses a broken file before it lands in the package
+        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(best, args.export)
+        logging.getLogger(__name__).info("exported %s -> %s", best, args.export)
+        print(f"exported {best} -> {args.export}")
+        return 0
+    kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    cfg = TrainConfig(**kw)
+    path = train(cfg, resume=args.resume, progress=not args.no_progress)
+    print(f"best checkpoint: {path}")
+    return 0

@@ -1,0 +1,179 @@
+"""The embedded network: a light U-Net image encoder and a pixel-aligned occupancy MLP (PIFu
+family, sized for the CPU real-time path). Pure torch; no I/O.
+
+Shapes and frames:
+- ``image``: [B, C_in, R, R] float, the crop resampled so that pixel (row i, column j) sits at crop
+  x = -1 + 2 j / (R - 1), y = 1 - 2 i / (R - 1) (``align_corners=True``). Channel 0 is the person
+  mask in {0, 1}; with ``rgb=True`` channels 1..3 are RGB scaled to [-1, 1] (0 off the mask).
+- ``points``: [B, N, 3] in the crop frame (x right, y up, z away from the camera, [-1, 1]).
+- features: [B, C, R/4, R/4]; sampled at (x, -y) because image rows go down while y goes up.
+- output: [B, N] occupancy logits (sigmoid -> probability of being inside; 0.5 = surface).
+Every op on query points is per point (no norm across points): chunking never changes a result.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Architecture of the embedded model (stored beside its weights)."""
+
+    in_res: int = 256
+    """crop resolution the encoder sees (pixels across the square crop)"""
+    rgb: bool = False
+    """feed the RGB crop besides the mask (the default model uses the mask only: it transfers
+    from synthetic renders to real photos without a shading/texture domain gap)"""
+    widths: Tuple[int, ...] = (16, 32, 64, 96, 128)
+    """encoder channels at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input resolution"""
+    feat: int = 96
+    """channels of the pixel-aligned feature map (at 1/4 resolution) = width of the MLP's first
+    layer, which is folded into the encoder"""
+    mlp: Tuple[int, ...] = (48,)
+    """widths of the point MLP's further hidden layers"""
+    z_freqs: int = 6
+    """sin/cos frequencies of the depth encoding (besides z itself)"""
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "NetConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"NetConfig: unknown fields {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    groups = math.gcd(8, cout)
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(groups, cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.GroupNorm(groups, cout), nn.ReLU(inplace=True),
+    )
+
+
+class Encoder(nn.Module):
+    """U-Net: 5 stride-2 stages down to R/32 (whole-body context), back up to R/4 with skips."""
+
+    def __init__(self, cfg: NetConfig):
+        super().__init__()
+        w = cfg.widths
+        cin = 4 if cfg.rgb else 1
+        self.down = nn.ModuleList([_block(cin if i == 0 else w[i - 1], w[i], 2) for i in range(len(w))])
+        ups = []
+        c = w[-1]
+        for i in range(len(w) - 2, 0, -1):  # back up to the 1/4 level (index 1)
+            ups.append(_block(c + w[i], w[i], 1))
+            c = w[i]
+        self.up = nn.ModuleList(ups)
+        self.head = nn.Conv2d(c, cfg.feat, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for blk in self.down:
+            x = blk(x)
+            skips.append(x)
+        for k, blk in enumerate(self.up):
+            skip = skips[len(skips) - 2 - k]
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = blk(torch.cat([x, skip], 1))
+        return self.head(x)
+
+
+class PointDecoder(nn.Module):
+    """Pixel-aligned MLP: [feature(x, -y), mask(x, -y), z encoding] -> occupancy logit.
+
+    The first layer is folded into the encoder: the feature map *is* that layer's image-feature
+    term (a linear layer commutes with bilinear sampling), so per point it only adds the mask and
+    depth terms. The depth term is a function of z alone: in eval mode it is read from a table of
+    ``Z_TABLE`` samples over [-1, 1] by linear interpolation (the fast path; ``exact_z=True`` or
+    train mode computes sin/cos exactly, its slow twin). Computations run channels-first
+    ([B, C, N]) so each layer is one matrix product over all points.
+    """
+
+    Z_TABLE = 4096
+
+    def __init__(self, cfg: NetConfig):
+        super().__init__()
+        self.z_freqs = cfg.z_freqs
+        self.mask_w = nn.Parameter(torch.zeros(cfg.feat))
+        self.z_lin = nn.Linear(1 + 2 * cfg.z_freqs, cfg.feat)
+        nn.init.normal_(self.mask_w, std=0.5)
+        layers = []
+        cin = cfg.feat
+        for h in list(cfg.mlp) + [1]:
+            layers.append(nn.Linear(cin, h))
+            cin = h
+        self.layers = nn.ModuleList(layers)
+        self._table = None  # [1, feat, 1, Z_TABLE] in eval mode
+
+    def train(self, mode: bool = True):
+        self._table = None
+        return super().train(mode)
+
+    def z_encoding(self, z: torch.Tensor) -> torch.Tensor:
+        """[..., 1] -> [..., 1 + 2 z_freqs]: z, then sin/cos(pi 2^k z)."""
+        enc = [z]
+        for k in range(self.z_freqs):
+            a = z * (math.pi * 2 ** k)
+            enc += [torch.sin(a), torch.cos(a)]
+        return torch.cat(enc, -1)
+
+    def z_term_exact(self, z: torch.Tensor) -> torch.Tensor:
+        """[B, N] -> [B, feat, N]: the first layer's depth term, computed exactly."""
+        return self.z_lin(self.z_encoding(z[..., None])).transpose(1, 2)
+
+    def z_term_table(self, z: torch.Tensor) -> torch.Tensor:
+        """[B, N] -> [B, feat, N]: the same term by linear interpolation in a table (eval mode)."""
+        if self._table is None or self._table.device != z.device:
+            with torch.no_grad():
+                zs = torch.linspace(-1, 1, self.Z_TABLE, device=z.device)[None]
+                self._table = self.z_term_exact(zs)[:, :, None, :].contiguous()  # [1, feat, 1, T]
+        b = z.shape[0]
+        grid = torch.stack([z, torch.zeros_like(z)], -1)[:, None]  # [B, 1, N, 2]
+        # Outside [-1, 1] the table clamps (border): only used far from any person.
+        return F.grid_sample(self._table.expand(b, -1, -1, -1), grid, mode="bilinear",
+                             padding_mode="border", align_corners=True)[:, :, 0, :]
+
+    def forward(self, feat: torch.Tensor, mask: torch.Tensor, points: torch.Tensor, exact_z: bool = False) -> torch.Tensor:
+        grid = torch.stack([points[..., 0], -points[..., 1]], -1)[:, :, None, :]  # [B, N, 1, 2]
+        f = F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0]
+        m = F.grid_sample(mask, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0]
+        z = points[..., 2]
+        zt = self.z_term_exact(z) if (exact_z or self.training) else self.z_term_table(z)
+        h = f + zt + self.mask_w[None, :, None] * m  # [B, feat, N]
+        for lin in self.layers:
+            h = torch.matmul(lin.weight, F.leaky_relu(h, 0.1)) + lin.bias[None, :, None]
+        return h[:, 0, :]
+
+
+class EmbeddedNet(nn.Module):
+    """Encoder + point decoder. ``encode(image)`` -> (features, mask); ``query`` -> logits."""
+
+    def __init__(self, cfg: NetConfig = NetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = PointDecoder(cfg)
+
+    def encode(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(image), image[:, :1]
+
+    def query(self, feats: Tuple[torch.Tensor, torch.Tensor], points: torch.Tensor, exact_z: bool = False) -> torch.Tensor:
+        return self.decoder(feats[0], feats[1], points, exact_z=exact_z)
+
+    def forward(self, image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        return self.query(self.encode(image), points)
+
+
+def count_parameters(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())

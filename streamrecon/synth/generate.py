@@ -1,0 +1,186 @@
+"""One synthetic subject from one seed, and dataset shards on disk.
+
+A subject = anny shape + pose (rejecting self-intersections) + outfit, with labelled points in
+world metres and ``views`` cameras (random yaw each, stratified around the circle) with their
+silhouettes. Points are shared by the views: each view's camera maps them into its crop frame.
+
+Seeds: training subject ``i`` of data seed ``s`` uses ``SeedSequence(s, spawn_key=(0, i))``; the
+held-out evaluation subjects use ``spawn_key=(1, i)``: never the same bodies.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from . import bodies, camera, clothing, labels, poses, render
+
+log = logging.getLogger(__name__)
+
+TRAIN, HELDOUT = 0, 1
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """How subjects are generated."""
+
+    res: int = 256
+    """silhouette resolution (pixels across the crop)"""
+    points: int = 12000
+    """labelled points per subject"""
+    views: int = 4
+    """views (random yaws) per subject"""
+    sigmas: Sequence[float] = (0.01, 0.05)
+    """Gaussian offsets (metres) of the near-surface points, split evenly"""
+    uniform_share: float = 0.125
+    """share of points uniform in the body's grown bounding box"""
+    clothing: bool = True
+    """dress the bodies (shells, skirts, hair)"""
+    max_pose_tries: int = 20
+    """poses drawn before falling back to a calmer pose when all self-intersect"""
+    normals: bool = False
+    """also render normal maps (stored as int8 in shards)"""
+    cache: Optional[str] = None
+    """cache root (anny's cache goes under it); default $STREAMRECON_CACHE or ~/.cache/streamrecon"""
+
+
+@dataclass
+class Subject:
+    """``vertices``/``faces``: the dressed body (world metres, outward faces; garments concatenated);
+    ``points`` [P, 3] world metres with ``occupancy`` [P] bool; ``cameras`` one per view with
+    ``masks`` [V, R, R] bool (and ``normals`` [V, R, R, 3] float32 or None); ``height`` metres."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    points: np.ndarray
+    occupancy: np.ndarray
+    cameras: List[camera.CropCamera]
+    masks: np.ndarray
+    normals: Optional[np.ndarray]
+    height: float
+    meta: dict = field(default_factory=dict)
+
+
+def subject_seed(data_seed: int, index: int, split: int = TRAIN) -> np.random.SeedSequence:
+    return np.random.SeedSequence(int(data_seed), spawn_key=(int(split), int(index)))
+
+
+@functools.lru_cache(maxsize=2)
+def _collision(model):
+    from anny.utils.collision import SelfInterpenetrationModule
+
+    return SelfInterpenetrationModule(model)
+
+
+def self_intersections(model, vertices: np.ndarray) -> int:
+    """Number of body triangles that cross another (anny's test; 0 for a clean pose)."""
+    import torch
+
+    hit = _collision(model).detect_self_intersections(torch.as_tensor(vertices))
+    return int((hit >= 0).sum())
+
+
+def to_crop(cam: camera.CropCamera, vertices: np.ndarray, faces: np.ndarray):
+    """World mesh -> crop frame; faces reversed because the camera map is a reflection."""
+    return cam.apply(vertices), faces[:, ::-1].copy()
+
+
+def make_subject(seed: np.random.SeedSequence, cfg: SynthConfig = SynthConfig()) -> Subject:
+    """The whole recipe for one subject; deterministic for a given seed and config."""
+    rng = np.random.default_rng(seed)
+    model = bodies.load_anny(cfg.cache)
+    pheno = bodies.sample_phenotype(model, rng)
+    body = None
+    for attempt in range(cfg.max_pose_tries):
+        amp = None if attempt < cfg.max_pose_tries - 1 else 0.1
+        pose = poses.sample_pose(rng, amplitude=amp)
+        body = bodies.make_body(model, pheno, pose)
+        if self_intersections(model, body.vertices) == 0:
+            break
+    assert body is not None
+    outfit = clothing.sample_outfit(rng) if cfg.clothing else None
+    parts = [(body.vertices, body.faces)] + (clothing.dress(body, outfit, rng) if outfit else [])
+    verts, faces = _concat(parts)
+    pts = labels.sample_points(verts, faces, cfg.points, rng, sigmas=cfg.sigmas, uniform_share=cfg.uniform_share)
+    occ = labels.inside(verts, faces, pts)
+    yaw0 = rng.uniform(0, 2 * np.pi)
+    cams, masks, normals = [], [], []
+    for k in range(cfg.views):
+        yaw = yaw0 + 2 * np.pi * (k + rng.uniform(-0.3, 0.3)) / cfg.views
+        cam = camera.make_camera(verts, yaw, rng)
+        v, f = to_crop(cam, verts, faces)
+        r = render.render(v, f, cfg.res)
+        cams.append(cam)
+        masks.append(r.mask)
+        if cfg.normals:
+            normals.append(r.normals)
+    return Subject(verts, faces, pts, occ, cams, np.stack(masks), np.stack(normals) if cfg.normals else None,
+                   body.height, {"phenotype": pheno, "outfit": outfit.__dict__ if outfit else None})
+
+
+def _concat(parts):
+    vs, fs, off = [], [], 0
+    for v, f in parts:
+        vs.append(v)
+        fs.append(f + off)
+        off += len(v)
+    return np.concatenate(vs, 0), np.concatenate(fs, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards: K subjects per .npz file, the format read by streamrecon.training.dataset.
+
+def shard_path(root: Path, data_seed: int, index: int) -> Path:
+    return Path(root) / f"seed{data_seed}" / f"shard_{index:05d}.npz"
+
+
+def write_shard(path: Path, subjects: List[Subject], seeds: List[int], cfg: SynthConfig) -> None:
+    """Atomic write of a shard: ``points`` float16 [S, P, 3] world metres, ``occupancy`` uint8
+    [S, P/8] packed bits, ``cameras`` float32 [S, V, 4, 4], ``crop_per_metre`` float32 [S, V],
+    ``masks`` uint8 [S, V, R*R/8] packed bits, ``height`` float32 [S], ``index`` int64 [S];
+    ``normals`` int8 [S, V, R, R, 3] (x127) when rendered."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = dict(
+        points=np.stack([s.points for s in subjects]).astype(np.float16),
+        occupancy=np.stack([np.packbits(s.occupancy) for s in subjects]),
+        cameras=np.stack([np.stack([c.matrix for c in s.cameras]) for s in subjects]).astype(np.float32),
+        crop_per_metre=np.array([[c.crop_per_metre for c in s.cameras] for s in subjects], np.float32),
+        masks=np.stack([np.packbits(s.masks.reshape(len(s.masks), -1), axis=1) for s in subjects]),
+        height=np.array([s.height for s in subjects], np.float32),
+        index=np.array(seeds, np.int64),
+        res=np.array(cfg.res),
+    )
+    if cfg.normals:
+        arr["normals"] = np.stack([np.round(s.normals * 127).astype(np.int8) for s in subjects])
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, **arr)
+    os.replace(tmp, path)
+
+
+def generate_shards(root: Path, data_seed: int, first: int, count: int, per_shard: int = 16,
+                    cfg: SynthConfig = SynthConfig(), progress=None) -> List[Path]:
+    """Write shards ``first .. first+count-1`` (subjects ``shard * per_shard + k``), skipping the
+    ones already on disk (so an interrupted run resumes). Returns the shard paths."""
+    out = []
+    for s in range(first, first + count):
+        path = shard_path(root, data_seed, s)
+        if not path.exists():
+            idx = [s * per_shard + k for k in range(per_shard)]
+            subs = [make_subject(subject_seed(data_seed, i), cfg) for i in idx]
+            write_shard(path, subs, idx, cfg)
+            log.info("wrote %s", path)
+        out.append(path)
+        if progress is not None:
+            progress(1)
+    return out
+
+
+def heldout_subject(data_seed: int, index: int, cfg: SynthConfig = SynthConfig()) -> Subject:
+    """Held-out subject ``index`` (never a training body); one view, no jitter matters."""
+    return make_subject(subject_seed(data_seed, index, HELDOUT), cfg)

@@ -1,0 +1,260 @@
+"""The training loop of the embedded model: AdamW on occupancy BCE + silhouette loss, checkpoints
+(``last.pt`` every few minutes and at the end, ``best.pt`` by validation IoU), resume from
+``last.pt``, a tqdm progress bar, a wall-clock budget. Threads own nothing here: one process.
+
+Checkpoints are plain dicts of tensors and JSON-like values (``torch.load(weights_only=True)``):
+{"format": "streamrecon-train", "step", "elapsed_s", "config" (TrainConfig JSON), "net"
+(NetConfig JSON), "model", "optimizer", "best_iou"}.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+from ..errors import CheckpointError, UserInputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of ``streamrecon train`` (one CLI flag each)."""
+
+    out: str
+    """run directory: checkpoints, log and config go here"""
+    data_seed: int = 0
+    """seed of the synthetic training subjects (held-out subjects use a separate seed stream)"""
+    subjects: int = 2560
+    """training subjects to generate before training (16 per shard; existing shards are reused)"""
+    generate: bool = True
+    """generate missing shards first; False trains on the shards on disk and rescans them"""
+    seed: int = 0
+    """seed of initialisation and batch sampling"""
+    hours: float = 1.0
+    """wall-clock budget of this invocation (training stops and checkpoints after it)"""
+    steps: int = 0
+    """stop after this many total steps (0 = no step limit)"""
+    batch: int = 8
+    """views per step"""
+    points: int = 4096
+    """labelled points per view per step"""
+    sil_rays: int = 192
+    """silhouette rays per view per step"""
+    sil_depths: int = 24
+    """samples along each silhouette ray"""
+    sil_weight: float = 0.5
+    """weight of the silhouette loss"""
+    lr: float = 1e-3
+    """peak learning rate (cosine decay over the step budget when --steps is set)"""
+    threads: int = 1
+    """torch CPU threads (the machine is shared)"""
+    device: str = "cpu"
+    """cpu or cuda"""
+    ckpt_minutes: float = 5.0
+    """minutes between checkpoints"""
+    val_every: int = 250
+    """steps between validations"""
+    cache: Optional[str] = None
+    """cache root of synthetic data and anny (default ~/.cache/streamrecon)"""
+    data_dir: Optional[str] = None
+    """shard directory (default <cache>/data)"""
+    net: dict = field(default_factory=dict)
+    """NetConfig overrides (JSON)"""
+
+
+def _data_root(cfg: TrainConfig) -> Path:
+    from ..synth.bodies import cache_dir
+
+    return Path(cfg.data_dir) if cfg.data_dir else cache_dir(cfg.cache) / "data"
+
+
+VAL_SHARD = "shard_val.npz"
+
+
+def ensure_data(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Generate the missing training shards (and the validation shard) of ``cfg``."""
+    from ..synth import generate as g
+
+    root = _data_root(cfg)
+    seed_dir = root / f"seed{cfg.data_seed}"
+    n_shards = math.ceil(cfg.subjects / 16)
+    synth_cfg = g.SynthConfig(cache=cfg.cache)
+    val = seed_dir / VAL_SHARD
+    if not val.exists():
+        # Validation: 16 subjects from the held-out stream at indices far from the evaluation set's.
+        idx = list(range(100000, 100016))
+        g.write_shard(val, [g.make_subject(g.subject_seed(cfg.data_seed, i, g.HELDOUT), synth_cfg) for i in idx], idx, synth_cfg)
+    if cfg.generate:
+        bar = _bar(n_shards, "generating shards") if progress else None
+        g.generate_shards(root, cfg.data_seed, 0, n_shards, cfg=synth_cfg, progress=bar.update if bar else None)
+        if bar:
+            bar.close()
+    return seed_dir
+
+
+def _bar(total, desc):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, dynamic_ncols=True)
+
+
+def _checkpoint(path: Path, net, opt, step: int, elapsed: float, cfg: TrainConfig, best_iou: float) -> None:
+    import torch
+
+    obj = {"format": "streamrecon-train", "step": step, "elapsed_s": elapsed, "config": json.dumps(asdict(cfg)),
+           "net": net.cfg.to_json(), "model": net.state_dict(), "optimizer": opt.state_dict(), "best_iou": best_iou}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: unreadable training checkpoint ({exc})") from exc
+    if not isinstance(obj, dict) or obj.get("format") != "streamrecon-train":
+        raise CheckpointError(f"{path}: not a streamrecon training checkpoint")
+    return obj
+
+
+def step_fn(net, opt, batch, cfg: TrainConfig, gen=None) -> dict:
+    """One optimisation step on ``batch`` (a ``dataset.Batch`` on the model's device)."""
+    from .losses import occupancy_loss, ray_points, silhouette_loss
+
+    net.train()
+    feats = net.encode(batch.image)
+    rp = ray_points(batch.rays, cfg.sil_depths, gen)
+    logits = net.query(feats, torch_cat(batch.points, rp))
+    p = batch.points.shape[1]
+    l_occ = occupancy_loss(logits[:, :p], batch.labels)
+    l_sil = silhouette_loss(logits[:, p:], batch.ray_mask, cfg.sil_depths)
+    loss = l_occ + cfg.sil_weight * l_sil
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss": loss.detach(), "occ": l_occ.detach(), "sil": l_sil.detach()}
+
+
+def torch_cat(a, b):
+    import torch
+
+    return torch.cat([a, b], 1)
+
+
+def validate(net, batch) -> dict:
+    """Occupancy IoU and accuracy at the validation batch's labelled points (threshold 0.5)."""
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        pred = net(batch.image, batch.points) > 0
+    lab = batch.labels > 0.5
+    inter = (pred & lab).sum().item()
+    union = (pred | lab).sum().item()
+    return {"iou": inter / max(union, 1), "acc": (pred == lab).float().mean().item()}
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) into ``cfg.out``; returns the path of ``best.pt``."""
+    import torch
+
+    from ..embedded.net import EmbeddedNet, NetConfig
+    from .dataset import ShardDataset
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last = out / "last.pt"
+    if last.exists() and not resume:
+        raise UserInputError(f"{out} already holds a run (last.pt): pass --resume to continue it or choose another --out")
+    if resume and not last.exists():
+        raise UserInputError(f"--resume: no {last} to resume from")
+    torch.set_num_threads(max(1, cfg.threads))
+    device = torch.device(cfg.device)
+    ckpt = load_checkpoint(last) if resume else None
+    net_cfg = NetConfig.from_json(ckpt["net"]) if ckpt else NetConfig.from_json({**NetConfig().to_json(), **cfg.net})
+    seed_dir = ensure_data(cfg, progress)
+    data = ShardDataset(seed_dir, exclude=(VAL_SHARD,), device=device)
+    if len(data) == 0:
+        raise UserInputError(f"no training shards in {seed_dir}: run without --no-generate first")
+    val = ShardDataset(files=[seed_dir / VAL_SHARD], device=device)
+    vgen = torch.Generator(device=device)
+    vgen.manual_seed(12345)
+    val_batch = val.batch(vgen, min(32, len(val)), 4096, 8, net_cfg.in_res, mask_noise=0)
+
+    torch.manual_seed(cfg.seed)
+    net = EmbeddedNet(net_cfg).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    step, elapsed, best_iou = 0, 0.0, -1.0
+    if ckpt:
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, elapsed, best_iou = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best_iou"])
+        log.info("resumed %s at step %d", last, step)
+    (out / "config.json").write_text(json.dumps({"train": asdict(cfg), "net": net_cfg.to_json()}, indent=2))
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed * 1000003 + step)
+    t0 = time.monotonic()
+    t_ckpt = t0
+    budget = cfg.hours * 3600.0
+    bar = _bar(cfg.steps or None, "training") if progress else None
+    if bar is not None:
+        bar.update(step)
+    logf = open(out / "log.jsonl", "a")
+    try:
+        while True:
+            if cfg.steps and step >= cfg.steps:
+                break
+            if time.monotonic() - t0 >= budget:
+                break
+            if cfg.steps:
+                lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step / cfg.steps, 1.0)))
+                lr = max(lr, cfg.lr * 0.02)
+                for gparam in opt.param_groups:
+                    gparam["lr"] = lr
+            batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res)
+            stats = step_fn(net, opt, batch, cfg, gen)
+            step += 1
+            if bar is not None:
+                bar.update(1)
+            if bar is not None and step % 10 == 0:
+                stats = {k: float(x) for k, x in stats.items()}
+                bar.set_postfix(loss=f"{stats['loss']:.4f}", sil=f"{stats['sil']:.3f}", best_iou=f"{best_iou:.4f}")
+            if step % cfg.val_every == 0:
+                vs = validate(net, val_batch)
+                stats = {k: float(x) for k, x in stats.items()}
+                rec = {"step": step, "elapsed_s": elapsed + time.monotonic() - t0, **stats, **{f"val_{k}": x for k, x in vs.items()}, "subjects": data.num_subjects}
+                logf.write(json.dumps(rec) + "\n")
+                logf.flush()
+                if vs["iou"] > best_iou:
+                    best_iou = vs["iou"]
+                    _export_best(out, net, cfg, step, best_iou)
+                if not cfg.generate:
+                    data.refresh()
+            if time.monotonic() - t_ckpt > cfg.ckpt_minutes * 60:
+                _checkpoint(last, net, opt, step, elapsed + time.monotonic() - t0, cfg, best_iou)
+                t_ckpt = time.monotonic()
+    finally:
+        _checkpoint(last, net, opt, step, elapsed + time.monotonic() - t0, cfg, best_iou)
+        logf.close()
+        if bar is not None:
+            bar.close()
+    if best_iou < 0:
+        vs = validate(net, val_batch)
+        _export_best(out, net, cfg, step, vs["iou"])
+    return out / "best.pt"
+
+
+def _export_best(out: Path, net, cfg: TrainConfig, step: int, iou: float) -> None:
+    from ..embedded.model import save_embedded
+
+    meta = {"step": step, "val_iou": iou, "data_seed": cfg.data_seed, "seed": cfg.seed, "train_config": json.dumps(asdict(cfg))}
+    save_embedded(out / "best.pt", net, meta)
