@@ -78,10 +78,14 @@ def load_checkpoint(path: PathLike) -> Any:
         raise CheckpointError(f"checkpoint {path} is truncated ({size} bytes): the download or copy was cut short; fetch it again") from None
     except RuntimeError as exc:
         msg = str(exc)
+        if "unexpected EOF" in msg:
+            raise CheckpointError(f"checkpoint {path} is truncated ({size} bytes): the download or copy was cut short; fetch it again") from None
         if "zip archive" in msg or "central directory" in msg or "PytorchStreamReader" in msg:
             raise CheckpointError(
                 f"checkpoint {path} is damaged (zip archive unreadable, probably truncated: {size} bytes); fetch it again"
             ) from None
+        if "inline_container" in msg or "archive" in msg:
+            raise CheckpointError(f"{path} is a zip archive but not a PyTorch checkpoint; expected a torch.save file such as pifuhd.pt") from None
         raise CheckpointError(f"cannot load checkpoint {path}: {_first_line(msg)}") from None
     except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError) as exc:
         raise CheckpointError(
