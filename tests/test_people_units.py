@@ -156,3 +156,26 @@ def test_smoothing_cuts_jitter_of_still_noisy_rects():
     assert j_raw > 2.0 and j_smooth <= 1.0
     # still centred on the truth (no drift)
     assert np.abs(np.mean(smooth[30:], 0) - true).max() < 2.0
+
+
+def test_separate_masks_gives_contested_pixels_to_nearest_skeleton():
+    from streamrecon.people.segmentation import separate_masks
+
+    h, w = 60, 80
+    both = np.zeros((h, w), bool)
+    both[10:50, 10:70] = True  # one blob claimed by two people's segmentations
+
+    def stick(x):
+        k = np.zeros((33, 3))
+        k[:, 2] = 0.0
+        k[11], k[12], k[23], k[24] = [x - 3, 15, 1], [x + 3, 15, 1], [x - 3, 45, 1], [x + 3, 45, 1]
+        return k
+
+    a, b = separate_masks([both, both.copy()], [stick(25), stick(55)])
+    assert not (a & b).any() and ((a | b) == both).all()
+    assert a[30, 20] and b[30, 60] and not a[30, 60]
+    # a pixel claimed by one person only stays theirs
+    only_a = both.copy()
+    only_a[:, 40:] = False
+    a2, b2 = separate_masks([both, only_a], [stick(55), stick(25)])
+    assert b2[30, 20] and a2[30, 60] and a2[30, 45] and not b2[30, 45]

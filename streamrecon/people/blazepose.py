@@ -304,21 +304,30 @@ class BlazePose:
                 cand.meta["det_score"] = score
                 out.append(cand)
         out = _dedupe(out)
+        if len(out) > 1:
+            from .segmentation import separate_masks
+
+            for c, m in zip(out, separate_masks([c.mask for c in out], [c.keypoints for c in out])):
+                c.mask = m
         self._prev_rois = [c.meta["next_roi"] for c in out]
         return out
 
 
-def _dedupe(cands: List[Candidate], iou: float = 0.6) -> List[Candidate]:
-    """Two detections can land on the same body: keep the better one (by mask IoU)."""
+def _dedupe(cands: List[Candidate], rel: float = 0.15) -> List[Candidate]:
+    """Two ROIs can land on the same body: a candidate whose keypoints confident in both (>= 3 of
+    them) lie, by median distance, within ``rel`` x the body size of a better candidate's is the same person.
+    (Masks cannot decide this: the segmentation output covers every person inside the ROI.)"""
     kept: List[Candidate] = []
     for c in sorted(cands, key=lambda c: -c.score):
         dup = False
         for k in kept:
-            if c.mask is not None and k.mask is not None:
-                inter = np.logical_and(c.mask, k.mask).sum()
-                union = np.logical_or(c.mask, k.mask).sum()
-                dup = union > 0 and inter / union > iou
-            if dup:
+            common = (c.keypoints[:, 2] > 0.5) & (k.keypoints[:, 2] > 0.5)
+            if common.sum() < 3:
+                continue
+            pts = c.keypoints[common, :2]
+            size = max(float(np.linalg.norm(pts.max(0) - pts.min(0))), 1.0)
+            if float(np.median(np.linalg.norm(pts - k.keypoints[common, :2], axis=1))) < rel * size:
+                dup = True
                 break
         if not dup:
             kept.append(c)

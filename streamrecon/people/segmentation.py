@@ -2,7 +2,7 @@
 mask for detectors that only give boxes. Masks are [H, W] bool in frame pixels."""
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional
 
 import numpy as np
 
@@ -33,6 +33,48 @@ def union_masks(masks: Iterable[np.ndarray], shape) -> np.ndarray:
     for m in masks:
         if m is not None:
             out |= m
+    return out
+
+
+SKELETON_LIMBS = ((11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24), (23, 25),
+                  (25, 27), (24, 26), (26, 28), (0, 11), (0, 12), (0, 2), (0, 5), (7, 8))
+
+
+def separate_masks(masks: List[np.ndarray], keypoints: List[np.ndarray], threshold: float = 0.2) -> List[np.ndarray]:
+    """Give each pixel claimed by several person masks to the person whose skeleton (limbs
+    between confident BlazePose keypoints) is nearest. ``masks``: [H, W] bool each (a
+    segmentation run on one person's ROI marks every person in it); ``keypoints``: [33, 3] each,
+    frame pixels. Returns new masks; pixels claimed once are kept as they are."""
+    import cv2
+
+    if len(masks) < 2:
+        return [m.copy() for m in masks]
+    h, w = masks[0].shape
+    claims = np.sum(masks, axis=0)
+    contested = claims > 1
+    if not contested.any():
+        return [m.copy() for m in masks]
+    dists = []
+    for k in keypoints:
+        canvas = np.full((h, w), 255, np.uint8)
+        for a, b in SKELETON_LIMBS:
+            if k[a, 2] > threshold and k[b, 2] > threshold:
+                cv2.line(canvas, (int(round(k[a, 0])), int(round(k[a, 1]))), (int(round(k[b, 0])), int(round(k[b, 1]))),
+                         0, 3)
+        if canvas.min() == 255:  # no limb visible: fall back to the confident points
+            for x, y, c in k:
+                if c > threshold and 0 <= x < w and 0 <= y < h:
+                    canvas[int(y), int(x)] = 0
+        dists.append(cv2.distanceTransform(canvas, cv2.DIST_L2, 3) if canvas.min() == 0
+                     else np.full((h, w), np.inf, np.float32))
+    d = np.stack(dists)
+    d[~np.stack(masks)] = np.inf
+    owner = np.argmin(d, axis=0)
+    out = []
+    for i, m in enumerate(masks):
+        n = m.copy()
+        n[contested & (owner != i)] = False
+        out.append(n)
     return out
 
 
