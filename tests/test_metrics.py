@@ -106,6 +106,7 @@ def test_temporal_measures():
     assert math.isnan(depth_change(d0, np.full_like(d0, np.nan)))
     s = stability_summary([0.1, 0.3, float("nan"), 0.5], [0.0, 0.4, 0.2, float("nan")])
     assert s == {"steps": 3, "render_change": pytest.approx(0.3), "mask_change": pytest.approx(0.2),
-                 "jitter": pytest.approx(0.05)}  # jitter over the 2 steps with both: (0.1 + 0) / 2
+                 "jitter": pytest.approx(0.05),  # over the 2 steps with both: (0.1 + 0) / 2
+                 "jitter_median": pytest.approx(0.05)}
     assert stability_summary([], [])["render_change"] is None
     assert stability_summary([0.2], [float("nan")])["jitter"] is None

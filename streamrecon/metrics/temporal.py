@@ -26,8 +26,8 @@ def depth_change(prev_depth, cur_depth) -> float:
 def stability_summary(render_change, mask_change) -> dict:
     """Summary of per-step changes (sequences of floats, NaN = unknown): ``steps`` with a known
     render change and their mean ``render_change``; the mean ``mask_change`` where masks are known;
-    ``jitter`` = mean render change beyond the mask change (clipped at 0 per step) over the steps
-    where both are known. Means are None when nothing is known."""
+    ``jitter`` (and ``jitter_median``) = mean (median) render change beyond the mask change
+    (clipped at 0 per step) over the steps where both are known. None when nothing is known."""
     r = np.asarray(render_change, dtype=np.float64)
     m = np.asarray(mask_change, dtype=np.float64)
     if r.shape != m.shape:
@@ -39,4 +39,6 @@ def stability_summary(render_change, mask_change) -> dict:
         "render_change": float(r[rk].mean()) if rk.any() else None,
         "mask_change": float(m[mk].mean()) if mk.any() else None,
         "jitter": float(np.clip(r[both] - m[both], 0.0, None).mean()) if both.any() else None,
+        # The median is not dominated by a few failing frames (a lost person changes twice).
+        "jitter_median": float(np.median(np.clip(r[both] - m[both], 0.0, None))) if both.any() else None,
     }

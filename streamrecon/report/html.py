@@ -161,9 +161,9 @@ def write_report(doc: dict, manifest: RunManifest, cfg: EvaluateConfig, out_dir)
             parts.append(f"<tr><td>{label}</td>" + "".join(f"<td>{_f(st[k], d)}</td>" for k in
                                                           ("mean", "median", "p10", "min", "max")) + "</tr>")
     for pid, t in s["temporal"].items():
-        parts.append(f"<tr><td>temporal, person {escape(pid)}: render change / mask change / jitter</td>"
+        parts.append(f"<tr><td>temporal, person {escape(pid)}: render change / mask change / jitter (median)</td>"
                      f"<td colspan=5>{_f(t['render_change'], 4)} / {_f(t['mask_change'], 4)} / "
-                     f"<b>{_f(t['jitter'], 4)}</b> over {t['steps']} steps</td></tr>")
+                     f"<b>{_f(t['jitter'], 4)}</b> ({_f(t['jitter_median'], 4)}) over {t['steps']} steps</td></tr>")
     parts.append("</table>")
 
     parts.append(f"<h2>Failing frames ({len(failing_frames)})</h2>")

@@ -90,9 +90,10 @@ def line_chart(x: Sequence[float], series: Sequence[tuple], title: str, y_range:
                 out.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{color}"/>')
             else:
                 out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{" ".join(run)}"/>')
-        lx = left + 8 + 130 * k
-        out.append(f'<line x1="{lx}" x2="{lx + 16}" y1="{top + 10}" y2="{top + 10}" stroke="{color}" stroke-width="3"/>')
-        out.append(f'<text x="{lx + 20}" y="{top + 14}" font-size="11" font-family="sans-serif">{escape(name)}</text>')
+        # Legend in the title row, right-aligned, so it never hides the data.
+        lx = width - right - 120 * (len(series) - k)
+        out.append(f'<line x1="{lx}" x2="{lx + 16}" y1="12" y2="12" stroke="{color}" stroke-width="3"/>')
+        out.append(f'<text x="{lx + 20}" y="16" font-size="11" font-family="sans-serif">{escape(name)}</text>')
     if series:
         first = vals[0]
         for i in highlight:
