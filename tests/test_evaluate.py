@@ -236,3 +236,38 @@ def test_fast_obj_reader_declines_interleaved_files(tmp_path):
     assert read_obj_fast(p) is None
     p.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nvn 0 0 1\nf 1 2 3\n")
     assert np.array_equal(read_obj_fast(p)[1], [[0, 1, 2]])
+
+
+def test_absurd_frame_size_is_refused(tmp_path):
+    from streamrecon.errors import UserInputError
+    from streamrecon.report.run_dir import load_manifest
+
+    run = make_run_dir(tmp_path / "run", n_frames=1)
+    doc = json.loads((run / "manifest.json").read_text())
+    doc["frames"][0]["width"] = 10 ** 6
+    (run / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(UserInputError, match="frames\\[0\\] has a size"):
+        load_manifest(run)
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(tmp_path):
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    run = make_run_dir(tmp_path / "run", n_frames=3, bad_frame=1)
+    assert cli("evaluate", str(run), "--samples", "2").returncode == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1400",
+                    f"--screenshot={shot}", (run / "eval" / "report.html").as_uri()],
+                   capture_output=True, timeout=120)
+    img = cv2.imread(str(shot))
+    assert img is not None and img.shape[:2] == (1400, 1000)
+    rgb = img[..., ::-1].astype(int)
+    # The page drew its pictures: the overlay's orange render tint (255, 140, 0 blended) is on screen.
+    orange = (rgb[..., 0] > 150) & (rgb[..., 1] > 70) & (rgb[..., 1] < 150) & (rgb[..., 2] < 90)
+    assert orange.sum() > 500

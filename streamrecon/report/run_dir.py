@@ -18,6 +18,8 @@ from ..mesh_types import Mesh
 log = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS = (1,)
+# Renders allocate a few float arrays per frame pixel: refuse absurd sizes up front.
+MAX_FRAME_PIXELS = 8192 * 8192
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,9 @@ def load_manifest(run_dir) -> RunManifest:
                                      frame_file=fr.get("frame_file") or None, persons=persons))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _bad(path, f"frames[{k}] is malformed ({type(exc).__name__}: {exc})") from None
-        if frames[-1].width <= 0 or frames[-1].height <= 0:
-            raise _bad(path, f"frames[{k}] has a non-positive size {frames[-1].width} x {frames[-1].height}")
+        fw, fh = frames[-1].width, frames[-1].height
+        if fw <= 0 or fh <= 0 or fw * fh > MAX_FRAME_PIXELS:
+            raise _bad(path, f"frames[{k}] has a size {fw} x {fh} outside 1..{MAX_FRAME_PIXELS} pixels")
     frames.sort(key=lambda f: f.index)
     return RunManifest(root=root, mesh_frame=mesh_frame, frames=tuple(frames), raw=doc)
 
