@@ -80,7 +80,11 @@ def _parse_rect(value: Optional[str], person: int, height: int, width: int):
 def run(args: argparse.Namespace) -> int:
     from ..api import load_model, reconstruct_image, resolve_image, write_mesh_file
 
+    from ..errors import UserInputError
+
     a = ReconstructArgs(**{f.name: getattr(args, f.name) for f in fields(ReconstructArgs)})
+    if not a.out.lower().endswith((".obj", ".ply")):
+        raise UserInputError(f"--out {a.out}: use a .obj or .ply file name")
     t0 = time.perf_counter()
     image = resolve_image(a.image)
     rect = _parse_rect(a.rect, a.person, image.shape[0], image.shape[1])
