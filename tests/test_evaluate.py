@@ -271,3 +271,25 @@ def test_report_renders_in_headless_chromium(tmp_path):
     # The page drew its pictures: the overlay's orange render tint (255, 140, 0 blended) is on screen.
     orange = (rgb[..., 0] > 150) & (rgb[..., 1] > 70) & (rgb[..., 1] < 150) & (rgb[..., 2] < 90)
     assert orange.sum() > 500
+
+
+@pytest.mark.parametrize("view", ["image", "crop"])
+def test_save_renders_writes_silhouette_depth_normals(tmp_path, view):
+    run = make_run_dir(tmp_path / "run", n_frames=2)
+    out = cli("evaluate", str(run), "--no-report", "--save-renders", view)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((run / "eval" / "metrics.json").read_text())
+    for fr in doc["frames"]:
+        stem = run / "eval" / "renders" / f"frame_{fr['index']:06d}_p0"
+        with np.load(stem.with_suffix(".npz")) as z:
+            sil, depth, normals = z["silhouette"], z["depth"], z["normals"]
+        assert cv2.imread(str(stem.with_suffix(".png"))).shape[:2] == sil.shape
+        rect_w = fr["persons"][0]["rect"][2]
+        if view == "image":
+            assert sil.shape == (H, W) and sil.sum() == fr["persons"][0]["render_px"]
+            nearest = -SCALE[2] * rect_w / 2  # the ellipsoid's front pole, image-frame pixels
+        else:
+            assert sil.shape == (512, 512)
+            nearest = -SCALE[2]  # crop-frame units
+        assert np.nanmin(depth) == pytest.approx(nearest, rel=2e-3)
+        assert np.isnan(depth[~sil]).all() and (normals[sil][:, 2] <= 0).all()

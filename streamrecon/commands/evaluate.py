@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 
-from ..report.config import EvaluateConfig, field_help
+from ..report.config import RENDER_VIEWS, EvaluateConfig, field_help
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,6 +17,7 @@ def register(subparsers) -> None:
     helps = field_help(EvaluateConfig)  # one flag per config field, its docstring as the help
     for f in dataclasses.fields(EvaluateConfig):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
+                       choices=RENDER_VIEWS if f.name == "save_renders" else None,
                        help=helps[f.name].replace("%", "%%") + " (default %(default)s)")
     p.add_argument("--no-report", action="store_true", help="write metrics.json only")
     p.set_defaults(func=main)
@@ -40,7 +41,8 @@ def main(args) -> int:
         from tqdm import tqdm
 
         progress = tqdm(total=n, unit="frame", desc="evaluate", file=sys.stderr)
-    doc = evaluate_run(manifest, cfg, on_frame=(lambda done, total: progress.update(1)) if progress else None)
+    doc = evaluate_run(manifest, cfg, on_frame=(lambda done, total: progress.update(1)) if progress else None,
+                       renders_dir=out / "renders")
     if progress:
         progress.close()
     atomic_write_bytes(out / "metrics.json", json.dumps(doc, indent=1, allow_nan=False).encode("utf-8"))
@@ -50,6 +52,8 @@ def main(args) -> int:
           + (f"IoU mean {iou['mean']:.3f} (min {iou['min']:.3f}), " if iou else "no masks, ")
           + f"{s['failing']} failing (IoU < {cfg.iou_threshold}) in {s['eval_s']:.1f} s")
     print(f"metrics: {out / 'metrics.json'}")
+    if cfg.save_renders != "none":
+        print(f"renders: {out / 'renders'} ({cfg.save_renders} view)")
     if not args.no_report:
         from ..report.html import write_report
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from ..errors import UserInputError
 
+RENDER_VIEWS = ("none", "image", "crop")
+CROP_RENDER_SIZE = 512
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:
@@ -25,6 +28,9 @@ class EvaluateConfig:
     """Evaluate only the first N frames of the manifest (0 = all)."""
     thumb_width: int = 360
     """Width in pixels of each picture in the report."""
+    save_renders: str = "none"
+    """Also write every render to OUT/renders/ ('image': frame view, 'crop': 512 px crop view, 'none'):
+    frame_NNNNNN_pK.npz (silhouette, depth, normals) and frame_NNNNNN_pK.png (shaded normal map)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.iou_threshold <= 1.0:
@@ -34,6 +40,8 @@ class EvaluateConfig:
                 raise UserInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.boundary_tolerance < 0:
             raise UserInputError(f"--boundary-tolerance must be >= 0 pixels, got {self.boundary_tolerance}")
+        if self.save_renders not in RENDER_VIEWS:
+            raise UserInputError(f"--save-renders must be one of {', '.join(RENDER_VIEWS)}, got {self.save_renders!r}")
         if not 16 <= self.thumb_width <= 4096:
             raise UserInputError(f"--thumb-width must lie in [16, 4096] pixels, got {self.thumb_width}")
 

@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -18,7 +19,8 @@ from ..errors import StreamreconError, UserInputError
 from ..metrics import (boundary, boundary_fscore, default_tolerance, depth_change, iou, psnr,
                        silhouette_change, ssim, stability_summary, to_gray)
 from ..render import CropCamera, Render, render_mesh
-from .config import EvaluateConfig
+from ..meshio import atomic_write_bytes
+from .config import CROP_RENDER_SIZE, EvaluateConfig
 from .run_dir import FrameEntry, RunManifest, read_mask, read_mesh, read_rgb, resolve
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,8 @@ def _load_frame(manifest: RunManifest, fr: FrameEntry) -> Optional[np.ndarray]:
     return img
 
 
-def _render_person(manifest: RunManifest, fr: FrameEntry, p) -> tuple:
-    """(Render or None, mask or None, status). Status 'ok' or why the person could not be rendered."""
+def _load_person(manifest: RunManifest, fr: FrameEntry, p) -> tuple:
+    """(Mesh or None, mask or None, status). Status 'ok' or why there is no mesh to render."""
     mask = None
     mpath = resolve(manifest, p.mask_file)
     if mpath is not None and mpath.is_file():
@@ -82,15 +84,46 @@ def _render_person(manifest: RunManifest, fr: FrameEntry, p) -> tuple:
     except (StreamreconError, ValueError, OSError) as exc:
         log.warning("frame %d person %d: %s", fr.index, p.person, exc)
         return None, mask, "unreadable_mesh"
-    camera = CropCamera(p.rect, (fr.height, fr.width))
-    return render_mesh(mesh, camera, "image"), mask, "ok"
+    return mesh, mask, "ok"
+
+
+def _render_person(manifest: RunManifest, fr: FrameEntry, p) -> tuple:
+    """(image-view Render or None, mask or None, status, Mesh or None)."""
+    mesh, mask, status = _load_person(manifest, fr, p)
+    if mesh is None:
+        return None, mask, status, None
+    return render_mesh(mesh, CropCamera(p.rect, (fr.height, fr.width)), "image"), mask, status, mesh
+
+
+def save_render(render: Render, stem: Path) -> None:
+    """Write ``stem``.npz (``silhouette`` [H, W] bool, ``depth`` [H, W] float32 NaN = background, in
+    the view's frame, ``normals`` [H, W, 3] float16 raster-frame normals) and ``stem``.png (the
+    shaded normal map, RGB)."""
+    import io
+
+    import cv2
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, silhouette=render.silhouette, depth=render.depth,
+                        normals=render.normals.astype(np.float16), view=np.array(render.view))
+    atomic_write_bytes(stem.with_suffix(".npz"), buf.getvalue())
+    rgb = np.clip(render.normals_rgb().astype(np.float32) * render.shaded[..., None], 0, 255).astype(np.uint8)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if ok:
+        atomic_write_bytes(stem.with_suffix(".png"), png.tobytes())
 
 
 def evaluate_run(manifest: RunManifest, cfg: EvaluateConfig,
-                 on_frame: Optional[Callable[[int, int], None]] = None) -> dict:
+                 on_frame: Optional[Callable[[int, int], None]] = None,
+                 renders_dir: Optional[Path] = None) -> dict:
     """The metrics document (``metrics.json``) of a run: per frame and person, the summary, the
     temporal stability per person and the failing list (IoU below the threshold, or no usable
-    mesh), worst first. ``on_frame(done, total)`` reports progress."""
+    mesh), worst first. ``on_frame(done, total)`` reports progress. With ``cfg.save_renders`` set,
+    every render is also written to ``renders_dir`` (see :func:`save_render`)."""
+    if cfg.save_renders != "none":
+        if renders_dir is None:
+            raise ValueError("renders_dir: required when cfg.save_renders is set")
+        renders_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     frames = manifest.frames[: cfg.max_frames] if cfg.max_frames else manifest.frames
     prev: dict = {}  # person id -> (silhouette, mask, depth) of its previous evaluated frame
@@ -101,8 +134,12 @@ def evaluate_run(manifest: RunManifest, cfg: EvaluateConfig,
         gray = to_gray(image) if image is not None else None
         persons = []
         for p in fr.persons:
-            render, mask, status = _render_person(manifest, fr, p)
+            render, mask, status, mesh = _render_person(manifest, fr, p)
             row = {"person": p.person, "status": status, "rect": list(p.rect)}
+            if render is not None and cfg.save_renders != "none":
+                saved = render if cfg.save_renders == "image" else render_mesh(
+                    mesh, CropCamera(p.rect, (fr.height, fr.width)), "crop", CROP_RENDER_SIZE)
+                save_render(saved, renders_dir / f"frame_{fr.index:06d}_p{p.person}")
             if render is not None:
                 row.update(person_metrics(render, mask, gray, p.rect, tol))
                 before = prev.get(p.person)
@@ -198,7 +235,7 @@ def frame_panels(manifest: RunManifest, fr: FrameEntry) -> dict:
     mask_edges = np.zeros(image.shape[:2], bool)
     render_edges = np.zeros(image.shape[:2], bool)
     for p in fr.persons:
-        render, mask, status = _render_person(manifest, fr, p)
+        render, mask, status, _ = _render_person(manifest, fr, p)
         if mask is not None:
             mask_edges |= boundary(mask)
         if render is None:
