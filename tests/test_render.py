@@ -156,3 +156,12 @@ def test_bad_inputs_raise_value_errors_naming_the_argument():
 def test_empty_mesh_renders_background():
     r = render_mesh(Mesh(np.zeros((0, 3)), np.zeros((0, 3)), frame="image"), CAM, "image")
     assert not r.silhouette.any() and np.isnan(r.depth).all() and not r.shaded.any()
+
+
+def test_non_finite_and_degenerate_triangles_cover_nothing():
+    v = np.array([[1, 1, 0], [9, 1, 0], [1, 9, 0], [np.nan, 2, 0], [5, 5, np.inf], [2, 2, 0], [4, 4, 0], [6, 6, 0]], float)
+    f = np.array([[0, 1, 3], [0, 1, 4], [5, 6, 7]])  # NaN x, infinite z, collinear
+    r = rasterize(v, f, 12, 12)
+    assert not r.mask.any()
+    r = rasterize(v, np.array([[0, 1, 2]] + f.tolist()), 12, 12)
+    assert r.mask.any() and set(np.unique(r.face_index)) == {-1, 0}
