@@ -293,3 +293,17 @@ def test_save_renders_writes_silhouette_depth_normals(tmp_path, view):
             nearest = -SCALE[2]  # crop-frame units
         assert np.nanmin(depth) == pytest.approx(nearest, rel=2e-3)
         assert np.isnan(depth[~sil]).all() and (normals[sil][:, 2] <= 0).all()
+
+
+def test_run_without_saved_inputs_still_gets_silhouette_metrics(tmp_path):
+    import shutil
+
+    run = make_run_dir(tmp_path / "run", n_frames=2)
+    shutil.rmtree(run / "frames")  # as with `streamrecon run --no-save-inputs`
+    out = cli("evaluate", str(run), "--samples", "1")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((run / "eval" / "metrics.json").read_text())
+    for fr in doc["frames"]:
+        p = fr["persons"][0]
+        assert not fr["has_input"] and p["iou"] > 0.97 and p["ssim"] is None and p["psnr"] is None
+    assert doc["summary"]["ssim"] is None and (run / "eval" / "report.html").is_file()
