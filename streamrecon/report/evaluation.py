@@ -18,8 +18,8 @@ import numpy as np
 from ..errors import StreamreconError, UserInputError
 from ..metrics import (boundary, boundary_fscore, default_tolerance, depth_change, iou, psnr,
                        silhouette_change, ssim, stability_summary, to_gray)
-from ..render import CropCamera, Render, render_mesh
 from ..meshio import atomic_write_bytes
+from ..render import CropCamera, Render, render_mesh
 from .config import CROP_RENDER_SIZE, EvaluateConfig
 from .run_dir import FrameEntry, RunManifest, read_mask, read_mesh, read_rgb, resolve
 
@@ -41,7 +41,7 @@ def person_metrics(render: Render, mask: Optional[np.ndarray], gray: Optional[np
     if mask is None:
         return out
     if mask.shape != sil.shape:
-        raise UserInputError(f"mask of shape {list(mask.shape)} does not match the frame size {list(sil.shape)}")
+        raise ValueError(f"mask: expected the render's shape {list(sil.shape)}, got {list(mask.shape)}")
     out["mask_px"] = int(mask.sum())
     out["iou"] = iou(sil, mask)
     bf = boundary_fscore(sil, mask, tolerance)
@@ -76,6 +76,9 @@ def _load_person(manifest: RunManifest, fr: FrameEntry, p) -> tuple:
     mpath = resolve(manifest, p.mask_file)
     if mpath is not None and mpath.is_file():
         mask = read_mask(mpath)
+        if mask.shape != (fr.height, fr.width):
+            raise UserInputError(f"{mpath}: mask is {mask.shape[1]} x {mask.shape[0]}, the manifest says "
+                                 f"{fr.width} x {fr.height}")
     path = resolve(manifest, p.file)
     if not path.is_file():
         return None, mask, "missing_mesh"
@@ -144,7 +147,7 @@ def evaluate_run(manifest: RunManifest, cfg: EvaluateConfig,
                 row.update(person_metrics(render, mask, gray, p.rect, tol))
                 before = prev.get(p.person)
                 step = {"render_change": None, "mask_change": None, "depth_change_px": None}
-                if before is not None:
+                if before is not None and before[0].shape == render.silhouette.shape:
                     step["render_change"] = silhouette_change(before[0], render.silhouette)
                     if mask is not None and before[1] is not None:
                         step["mask_change"] = silhouette_change(before[1], mask)
