@@ -48,7 +48,7 @@ def test_detect_image_writes_reference_files(tmp_path, capsys):
     assert np.abs(net[mask > 0].astype(int) - src_img[mask > 0]).max() <= 2  # person untouched (PNG lossless)
     assert (out / "grace_hopper_overlay.jpg").stat().st_size > 1000
     rec = json.loads((out / "people.jsonl").read_text().splitlines()[0])
-    assert rec["people"][0]["id"] == 0 and rec["people"][0]["crop_rule"] in ("feet", "mid-hip", "visible")
+    assert rec["people"][0]["id"] == 0 and rec["people"][0]["crop_rule"] in ("feet", "mid-hip", "upper-body", "visible")
 
 
 @needs_models

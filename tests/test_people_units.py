@@ -84,7 +84,21 @@ def test_crop_rule_branches():
     assert rule == "mid-hip"
     r = 1.45 * 150  # farthest confident point from mid-hip (200, 250) is the nose
     assert rect == pytest.approx((200 - r, 250 + 0.05 * r - r, 2 * r, 2 * r))
-    rect, rule = crop_rect_from_keypoints(_body(feet=False, hips=False), visible_box=(150, 90, 260, 300))
+    # a foot seen only faintly (0.2 < conf <= 0.5) is not enough for the whole-body rule
+    faint = _body()
+    faint[list(BLAZEPOSE_FEET), 2] = 0.3
+    assert crop_rect_from_keypoints(faint)[1] == "mid-hip"
+    rect, rule = crop_rect_from_keypoints(_body(feet=False, hips=False))
+    assert rule == "upper-body"
+    # centre mid-shoulder (200, 140); r = 0.8 x max(20 / 0.3, 40 / 0.4) = 80
+    assert rect == pytest.approx((120, 60, 160, 160))
+    # hips just below the bottom edge still anchor the mid-hip rule; feet there do not count
+    k = _body()
+    rect, rule = crop_rect_from_keypoints(k, image_size=(400, 248))
+    assert rule == "mid-hip"
+    bare = _body(feet=False, hips=False)
+    bare[[11, 12], 2] = 0.0
+    rect, rule = crop_rect_from_keypoints(bare, visible_box=(150, 90, 260, 300))
     assert rule == "visible"
     assert rect == pytest.approx(rect_from_box((150, 90, 260, 300)))
     assert rect[2] == rect[3] and rect[2] > 210  # square, whole visible part inside

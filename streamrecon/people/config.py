@@ -60,6 +60,10 @@ class PeopleConfig:
     smooth_d_cutoff: float = 1.0
     """One-Euro filter cutoff (Hz) for the derivative estimate."""
 
+    rule_switch_frames: int = 5
+    """On video, a person's crop rule (feet / mid-hip / upper-body / visible) changes only after the
+    keypoints have called for the new rule this many frames in a row (stops flip-flopping)."""
+
     smooth: bool = True
     """Temporally smooth crop rectangles on video (One-Euro filter per person id)."""
 
@@ -71,6 +75,8 @@ class PeopleConfig:
             raise ValueError(f"PeopleConfig.detector: expected one of {DETECTORS}, got {self.detector!r}")
         if self.background not in BACKGROUNDS:
             raise ValueError(f"PeopleConfig.background: expected one of {BACKGROUNDS}, got {self.background!r}")
+        if self.rule_switch_frames < 1:
+            raise ValueError(f"PeopleConfig.rule_switch_frames: expected >= 1, got {self.rule_switch_frames}")
         if self.max_people < 1:
             raise ValueError(f"PeopleConfig.max_people: expected >= 1, got {self.max_people}")
         for name in ("min_score", "keypoint_threshold", "mask_threshold", "track_iou"):

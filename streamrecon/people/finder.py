@@ -12,12 +12,13 @@ from ..errors import BackendUnavailableError
 from ..frames import Frame, PersonCrop
 from .candidates import Candidate
 from .config import PeopleConfig
-from .crop_rule import crop_rect_from_keypoints, rect_from_box
+from .crop_rule import choose_rule, crop_rect_from_keypoints, rect_for_rule, rect_from_box
 from .segmentation import mask_box
 from .smoothing import OneEuroFilter, rect_to_state, state_to_rect
 from .tracking import IouTracker
 
 log = logging.getLogger(__name__)
+SIZE_SLOWER = 3.0
 
 
 def make_detector(cfg: PeopleConfig):
@@ -53,7 +54,8 @@ def make_detector(cfg: PeopleConfig):
 class PeopleFinder:
     """``find(frame)`` -> PersonCrops sorted by id: square rect (frame pixels, may leave the image),
     person mask (frame pixels), keypoints, score and a stable ``person_id``. ``meta`` holds
-    ``raw_rect`` (before smoothing), ``crop_rule`` and ``box`` (the person's box)."""
+    ``raw_rect`` / ``raw_crop_rule`` / ``raw_keypoints`` (this frame alone, before smoothing and
+    rule hysteresis), ``crop_rule`` (the rule behind ``rect``) and ``box`` (the person's box)."""
 
     def __init__(self, cfg: PeopleConfig = PeopleConfig()):
         self.cfg = cfg
@@ -61,6 +63,7 @@ class PeopleFinder:
         self.tracker = IouTracker(cfg.track_iou, cfg.track_max_missed)
         self._filters: Dict[int, OneEuroFilter] = {}
         self._kp_filters: Dict[int, tuple] = {}
+        self._rules: Dict[int, tuple] = {}
 
     def _smooth(self, pid: int, cand: Candidate, t: float, size) -> tuple:
         """Smoothed rect and keypoints of person ``pid``. Keypoints are smoothed first (positions
@@ -76,17 +79,40 @@ class PeopleFinder:
                                               keypoints.shape)
             keypoints = kf[0](keypoints.astype(np.float64), t).astype(np.float32)
             smooth_cand = Candidate(cand.box, cand.score, keypoints, cand.mask, cand.layout)
-        rect, _ = self.raw_rect(smooth_cand, size)
+        if keypoints is not None:
+            rule = self._hold_rule(pid, choose_rule(keypoints, cfg.keypoint_threshold, size))
+            vis = mask_box(cand.mask) if cand.mask is not None else None
+            rect = rect_for_rule(keypoints, rule, cfg.keypoint_threshold, cfg.margin, vis or cand.box, size)
+        else:
+            rect, rule = self.raw_rect(smooth_cand, size)
         f = self._filters.get(pid)
         if f is None:
-            f = self._filters[pid] = OneEuroFilter(cfg.smooth_min_cutoff, cfg.smooth_beta, cfg.smooth_d_cutoff)
-        return state_to_rect(f(rect_to_state(rect), t)), keypoints
+            # the crop size changes only when the person walks towards/away from the camera, but
+            # the crop rules amplify keypoint noise most in it (r = 1.45 or 2.7 x a distance):
+            # smooth it SIZE_SLOWER times more than the centre
+            k = np.array([1.0, 1.0, 1.0 / SIZE_SLOWER])
+            f = self._filters[pid] = OneEuroFilter(cfg.smooth_min_cutoff * k, cfg.smooth_beta * k, cfg.smooth_d_cutoff)
+        return state_to_rect(f(rect_to_state(rect), t)), keypoints, rule
+
+    def _hold_rule(self, pid: int, wanted: str) -> str:
+        """Rule hysteresis: switch to ``wanted`` after ``rule_switch_frames`` frames in a row."""
+        cur, cand, n = self._rules.get(pid, (wanted, wanted, 0))
+        if wanted == cur:
+            cand, n = cur, 0
+        else:
+            n = n + 1 if wanted == cand else 1
+            cand = wanted
+            if n >= self.cfg.rule_switch_frames:
+                cur, n = wanted, 0
+        self._rules[pid] = (cur, cand, n)
+        return cur
 
     def reset(self) -> None:
         """Forget ids and smoothing state (call between videos)."""
         self.tracker.reset()
         self._filters.clear()
         self._kp_filters.clear()
+        self._rules.clear()
         if hasattr(self.detector, "reset"):
             self.detector.reset()
 
@@ -116,17 +142,18 @@ class PeopleFinder:
         size = (frame.width, frame.height)
         for pid, cand in zip(ids, cands):
             rect, rule = self.raw_rect(cand, size)
-            smoothed, keypoints = rect, cand.keypoints
+            smoothed, keypoints, used = rect, cand.keypoints, rule
             if self.cfg.smooth:
-                smoothed, keypoints = self._smooth(pid, cand, t, size)
+                smoothed, keypoints, used = self._smooth(pid, cand, t, size)
             out.append(PersonCrop(person_id=pid, rect=smoothed, mask=cand.mask, keypoints=keypoints,
                                   score=float(cand.score),
-                                  meta={"raw_rect": tuple(float(v) for v in rect), "crop_rule": rule,
+                                  meta={"raw_rect": tuple(float(v) for v in rect), "crop_rule": used, "raw_crop_rule": rule,
                                         "raw_keypoints": cand.keypoints, "box": tuple(cand.box),
                                         "keypoint_layout": cand.layout}))
         live = {tr.person_id for tr in self.tracker.tracks}
-        for pid in [p for p in self._kp_filters if p not in live]:
-            del self._kp_filters[pid]
+        for state in (self._kp_filters, self._rules):
+            for pid in [p for p in state if p not in live]:
+                del state[pid]
         for pid in [p for p in self._filters if p not in live]:
             del self._filters[pid]
         return sorted(out, key=lambda c: c.person_id)

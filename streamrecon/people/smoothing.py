@@ -18,10 +18,13 @@ def _alpha(cutoff, dt):
 
 class OneEuroFilter:
     """Filters a vector signal x(t). ``__call__(x, t)`` -> filtered x (same shape). Timestamps in
-    seconds; a non-increasing timestamp is treated as ``DEFAULT_DT`` later. Owned by one thread."""
+    seconds; a non-increasing timestamp is treated as ``DEFAULT_DT`` later. ``min_cutoff`` and
+    ``beta`` may be per-component arrays. Owned by one thread."""
 
     def __init__(self, min_cutoff: float = 0.3, beta: float = 0.05, d_cutoff: float = 1.0):
-        self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
+        # scalars, or arrays broadcasting against x (one cutoff per component)
+        self.min_cutoff, self.beta = np.asarray(min_cutoff, np.float64), np.asarray(beta, np.float64)
+        self.d_cutoff = float(d_cutoff)
         self._x: Optional[np.ndarray] = None
         self._dx: Optional[np.ndarray] = None
         self._t: Optional[float] = None
