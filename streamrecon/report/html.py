@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from html import escape
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
