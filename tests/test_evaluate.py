@@ -307,3 +307,21 @@ def test_run_without_saved_inputs_still_gets_silhouette_metrics(tmp_path):
         p = fr["persons"][0]
         assert not fr["has_input"] and p["iou"] > 0.97 and p["ssim"] is None and p["psnr"] is None
     assert doc["summary"]["ssim"] is None and (run / "eval" / "report.html").is_file()
+
+
+def test_svg_chart_is_well_formed_and_leaves_gaps():
+    import xml.etree.ElementTree as ET
+
+    from streamrecon.report.html import sample_frames
+    from streamrecon.report.svg import line_chart
+
+    svg = line_chart([0, 1, 2, 3, 4, 5], [("a", [0.9, None, 0.8, 0.7, float("nan"), 0.95]), ("b & <c>", [1, 1, 1, 1, 1, 1])],
+                     "t < 1", y_range=(0, 1), threshold=0.75, highlight=[3])
+    root = ET.fromstring(svg)  # escaping: names and title with & and < still parse
+    ns = "{http://www.w3.org/2000/svg}"
+    lines = root.findall(f"{ns}polyline")
+    # Series a: runs [2, 3] (a polyline) and the isolated points 0 and 5 (dots); series b: one line.
+    assert sorted(len(p.get("points").split()) for p in lines) == [2, 6]
+    red = [c for c in root.findall(f"{ns}circle") if c.get("fill") == "#d62728"]
+    assert len(red) == 1  # the highlighted failing point
+    assert sample_frames(100, 5) == [0, 25, 50, 74, 99] and sample_frames(3, 8) == [0, 1, 2] and sample_frames(0, 4) == []

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..meshio import atomic_write_bytes
-from .evaluation import EvaluateConfig, frame_panels
+from .config import EvaluateConfig
+from .evaluation import frame_panels
 from .run_dir import RunManifest
 from .svg import line_chart
 
