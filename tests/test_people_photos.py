@@ -97,6 +97,27 @@ def test_labelme_masks_iou():
     assert len(people) >= 1 and union >= 0.6
 
 
+def test_no_person_no_detection():
+    """Photos with buses, cars, a cat/dog and shelves (labelme examples), a black and a noise
+    frame: nobody is found."""
+    finder = _finder()
+    rng = np.random.default_rng(0)
+    frames = [np.zeros((480, 640, 3), np.uint8), rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)]
+    root = LABELME.parent.parent
+    paths = [root / "instance_segmentation/data_annotated/2011_000025.jpg",
+             root / "classification/data_annotated/0001.jpg", root / "classification/data_annotated/0002.jpg",
+             root / "tutorial/apc2016_obj3.jpg"]
+    frames += [_rgb(p) for p in paths if p.exists()]
+    for i, img in enumerate(frames):
+        finder.reset()
+        assert finder.find(_still(img)) == [], f"false person in image {i}"
+    # a short clip of street frames (cars, tram tracks): tracking adds nobody either
+    finder.reset()
+    clip = sorted((root / "video_annotation/data_annotated").glob("*.jpg"))
+    for i, p in enumerate(clip):
+        assert finder.find(_still(_rgb(p), i)) == []
+
+
 def _two_people_clip(n=8, seed=0):
     img = _rgb(MEDIA / "grace_hopper.jpg")
     img = cv2.resize(img, (256, 300), interpolation=cv2.INTER_AREA)

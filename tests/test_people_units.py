@@ -193,3 +193,32 @@ def test_separate_masks_gives_contested_pixels_to_nearest_skeleton():
     only_a[:, 40:] = False
     a2, b2 = separate_masks([both, only_a], [stick(55), stick(25)])
     assert b2[30, 20] and a2[30, 60] and a2[30, 45] and not b2[30, 45]
+
+
+def _decode_slow(raw_boxes, raw_scores, anchors, min_score, size=224):
+    """Per-anchor decoding written out plainly (slow twin of decode_detections)."""
+    boxes, kps, scores = [], [], []
+    for i in range(len(anchors)):
+        s = 1.0 / (1.0 + math.exp(-max(-100.0, min(100.0, float(raw_scores[i])))))
+        if s < min_score:
+            continue
+        ax, ay = anchors[i]
+        cx = raw_boxes[i, 0] / size + ax
+        cy = raw_boxes[i, 1] / size + ay
+        w, h = raw_boxes[i, 2] / size, raw_boxes[i, 3] / size
+        boxes.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+        kps.append([[raw_boxes[i, 4 + 2 * k] / size + ax, raw_boxes[i, 5 + 2 * k] / size + ay] for k in range(4)])
+        scores.append(s)
+    return np.array(boxes).reshape(-1, 4), np.array(kps).reshape(-1, 4, 2), np.array(scores)
+
+
+def test_decode_matches_slow_twin():
+    rng = np.random.default_rng(5)
+    anchors = ssd_anchors()
+    raw = rng.normal(0, 30, (len(anchors), 12)).astype(np.float32)
+    scores = rng.normal(-2, 3, len(anchors)).astype(np.float32)
+    fast = decode_detections(raw, scores, anchors, 0.4)
+    slow = _decode_slow(raw, scores, anchors, 0.4)
+    assert len(fast[2]) == len(slow[2]) > 100
+    for a, b in zip(fast, slow):
+        assert np.allclose(a, b, atol=1e-5)
