@@ -102,9 +102,17 @@ def test_evaluate_writes_metrics_and_report(tmp_path):
     html = (run / "eval" / "report.html").read_text()
     assert html.index("Failing frames") < html.index("frame-13") < html.index("Sampled frames")
     assert "<svg" in html and "polyline" in html
-    for src in re.findall(r'src="([^"]+)"', html):
+    from streamrecon.report.html import person_box
+    from streamrecon.report.run_dir import load_manifest
+
+    boxes = {fr.index: person_box(fr) for fr in load_manifest(run).frames}
+    srcs = re.findall(r'src="([^"]+)"', html)
+    assert len(srcs) == 3 * len({int(s.split("_")[1]) for s in srcs}) >= 9  # 2 failing + samples
+    for src in srcs:
         img = cv2.imread(str(run / "eval" / src))
-        assert img is not None and img.shape[1] == min(360, W), src
+        r0, r1, c0, c1 = boxes[int(src.split("_")[1])]
+        # Pictures are cropped to the person's rect (+5%) and never upscaled.
+        assert img is not None and img.shape[:2] == (r1 - r0, c1 - c0) and c1 - c0 < W, src
     assert "report:" in out.stdout and "2 failing" in out.stdout
 
 
@@ -325,3 +333,15 @@ def test_svg_chart_is_well_formed_and_leaves_gaps():
     red = [c for c in root.findall(f"{ns}circle") if c.get("fill") == "#d62728"]
     assert len(red) == 1  # the highlighted failing point
     assert sample_frames(100, 5) == [0, 25, 50, 74, 99] and sample_frames(3, 8) == [0, 1, 2] and sample_frames(0, 4) == []
+
+
+def test_person_box_crops_to_the_rects():
+    from streamrecon.report.html import person_box
+    from streamrecon.report.run_dir import FrameEntry, PersonEntry
+
+    fr = FrameEntry(index=0, time=None, width=200, height=100, frame_file=None,
+                    persons=(PersonEntry(0, "a.obj", (50.0, 20.0, 40.0, 40.0)), PersonEntry(1, "b.obj", (150.0, -30.0, 80.0, 80.0))))
+    assert person_box(fr) == (0, 65, 41, 200)  # union x 50..230, y -30..60, grown 5% (9, 4.5 px), clipped
+    assert person_box(FrameEntry(0, None, 200, 100, None, ())) == (0, 100, 0, 200)
+    off = FrameEntry(0, None, 200, 100, None, (PersonEntry(0, "a.obj", (500.0, 0.0, 50.0, 50.0)),))
+    assert person_box(off) == (0, 100, 0, 200)

@@ -47,13 +47,32 @@ def _f(v, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
+def person_box(fr, margin: float = 0.05) -> tuple:
+    """(row0, row1, col0, col1): the union of the frame's person rects grown by ``margin`` of its
+    size and clipped to the frame, so small people fill the report's pictures; the whole frame
+    when there is no person."""
+    if not fr.persons:
+        return 0, fr.height, 0, fr.width
+    x0 = min(p.rect[0] for p in fr.persons)
+    y0 = min(p.rect[1] for p in fr.persons)
+    x1 = max(p.rect[0] + p.rect[2] for p in fr.persons)
+    y1 = max(p.rect[1] + p.rect[3] for p in fr.persons)
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    c0, c1 = max(0, int(x0 - mx)), min(fr.width, int(np.ceil(x1 + mx)))
+    r0, r1 = max(0, int(y0 - my)), min(fr.height, int(np.ceil(y1 + my)))
+    if c1 - c0 < 8 or r1 - r0 < 8:  # a rect (nearly) outside the frame: show the frame
+        return 0, fr.height, 0, fr.width
+    return r0, r1, c0, c1
+
+
 def _write_panels(manifest: RunManifest, fr, out_dir: Path, width: int) -> list:
     import cv2
 
     pics = frame_panels(manifest, fr)
+    r0, r1, c0, c1 = person_box(fr)
     names = []
     for key in PANELS:
-        img = pics[key]
+        img = pics[key][r0:r1, c0:c1]
         h, w = img.shape[:2]
         if w > width:
             img = cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
