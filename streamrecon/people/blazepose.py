@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 from .candidates import Candidate
+from .segmentation import mask_box, separate_masks
 
 log = logging.getLogger(__name__)
 
@@ -264,10 +265,8 @@ class BlazePose:
                                borderMode=cv2.BORDER_CONSTANT, borderValue=-20.0)
         thr = math.log(self.mask_threshold / (1.0 - self.mask_threshold)) if 0 < self.mask_threshold < 1 else 0.0
         mask = logit > thr
-        ys, xs = np.nonzero(mask)
-        if len(xs):
-            box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-        else:
+        box = mask_box(mask)
+        if box is None:
             good = kps[kps[:, 2] > 0.2]
             pts = good[:, :2] if len(good) else kps[:, :2]
             box = (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
@@ -305,8 +304,6 @@ class BlazePose:
                 out.append(cand)
         out = _dedupe(out)
         if len(out) > 1:
-            from .segmentation import separate_masks
-
             for c, m in zip(out, separate_masks([c.mask for c in out], [c.keypoints for c in out])):
                 c.mask = m
         self._prev_rois = [c.meta["next_roi"] for c in out]

@@ -50,30 +50,37 @@ def separate_masks(masks: List[np.ndarray], keypoints: List[np.ndarray], thresho
     if len(masks) < 2:
         return [m.copy() for m in masks]
     h, w = masks[0].shape
-    claims = np.sum(masks, axis=0)
-    contested = claims > 1
-    if not contested.any():
+    claims = np.zeros((h, w), np.uint8)
+    for m in masks:
+        claims += m
+    ys, xs = np.nonzero(claims > 1)
+    if len(xs) == 0:
         return [m.copy() for m in masks]
+    # distances on a grid of at most ~160 px a side: ownership only needs to be right to a few px
+    s = min(1.0, 160.0 / max(h, w))
+    sh, sw = max(1, int(np.ceil(h * s))), max(1, int(np.ceil(w * s)))
     dists = []
     for k in keypoints:
-        canvas = np.full((h, w), 255, np.uint8)
+        canvas = np.full((sh, sw), 255, np.uint8)
         for a, b in SKELETON_LIMBS:
             if k[a, 2] > threshold and k[b, 2] > threshold:
-                cv2.line(canvas, (int(round(k[a, 0])), int(round(k[a, 1]))), (int(round(k[b, 0])), int(round(k[b, 1]))),
-                         0, 3)
+                cv2.line(canvas, (int(round(k[a, 0] * s)), int(round(k[a, 1] * s))),
+                         (int(round(k[b, 0] * s)), int(round(k[b, 1] * s))), 0, 1)
         if canvas.min() == 255:  # no limb visible: fall back to the confident points
             for x, y, c in k:
-                if c > threshold and 0 <= x < w and 0 <= y < h:
-                    canvas[int(y), int(x)] = 0
-        dists.append(cv2.distanceTransform(canvas, cv2.DIST_L2, 3) if canvas.min() == 0
-                     else np.full((h, w), np.inf, np.float32))
-    d = np.stack(dists)
-    d[~np.stack(masks)] = np.inf
+                if c > threshold and 0 <= x * s < sw and 0 <= y * s < sh:
+                    canvas[int(y * s), int(x * s)] = 0
+        d = (cv2.distanceTransform(canvas, cv2.DIST_L2, 3) if canvas.min() == 0
+             else np.full((sh, sw), np.inf, np.float32))
+        dists.append(d[np.minimum((ys * s).astype(int), sh - 1), np.minimum((xs * s).astype(int), sw - 1)])
+    d = np.stack(dists)  # [people, contested pixels]
+    d[~np.stack([m[ys, xs] for m in masks])] = np.inf  # only people claiming the pixel compete
     owner = np.argmin(d, axis=0)
     out = []
     for i, m in enumerate(masks):
         n = m.copy()
-        n[contested & (owner != i)] = False
+        lose = owner != i
+        n[ys[lose], xs[lose]] = False
         out.append(n)
     return out
 
@@ -90,10 +97,12 @@ def mask_iou(pred: np.ndarray, truth: np.ndarray, ignore: Optional[np.ndarray] =
 
 def mask_box(mask: np.ndarray) -> Optional[tuple]:
     """(x0, y0, x1, y1) of a bool mask (x1, y1 exclusive), or None if empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    import cv2
+
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
+    if w == 0 or h == 0:
         return None
-    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    return (float(x), float(y), float(x + w), float(y + h))
 
 
 def grabcut_mask(image: np.ndarray, box, max_side: int = 240, iterations: int = 3) -> np.ndarray:
