@@ -53,39 +53,37 @@ def _check_inputs(vertices, faces, height: int, width: int):
 
 
 def _triangle_setup(v: np.ndarray, f: np.ndarray, height: int, width: int):
-    """Per-triangle corners, signed doubled area and the clipped bounds of covered pixel centres."""
-    tri = v[f]  # [F, 3, 3]
-    # Per-column [F, 3] copies: elementwise minimum/maximum over 3 columns is much faster than
-    # numpy's axis reductions over a length-3 axis.
-    x, y = np.ascontiguousarray(tri[:, :, 0]), np.ascontiguousarray(tri[:, :, 1])
+    """Per-triangle corner x, y, z ([F, 3] each), signed doubled area and the clipped bounds of the
+    covered pixel centres. (Explicit 3-way minimum/maximum: numpy's axis reductions over a length-3
+    axis are several times slower.)"""
+    x, y, z = v[:, 0][f], v[:, 1][f], v[:, 2][f]
     x0, x1, x2, y0, y1, y2 = x[:, 0], x[:, 1], x[:, 2], y[:, 0], y[:, 1], y[:, 2]
     area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
     xmin, xmax = np.minimum(np.minimum(x0, x1), x2), np.maximum(np.maximum(x0, x1), x2)
     ymin, ymax = np.minimum(np.minimum(y0, y1), y2), np.maximum(np.maximum(y0, y1), y2)
-    finite = np.isfinite(xmin) & np.isfinite(xmax) & np.isfinite(ymin) & np.isfinite(ymax) & np.isfinite(area)
+    vfinite = np.isfinite(v[:, 0]) & np.isfinite(v[:, 1]) & np.isfinite(v[:, 2])
+    finite = vfinite[f[:, 0]] & vfinite[f[:, 1]] & vfinite[f[:, 2]]
     with np.errstate(invalid="ignore"):
         # Columns j whose centre j + 0.5 lies within [xmin, xmax]; same for rows.
         j0 = np.clip(np.ceil(xmin - 0.5), 0, width).astype(np.int64)
         j1 = np.clip(np.floor(xmax - 0.5), -1, width - 1).astype(np.int64)
         i0 = np.clip(np.ceil(ymin - 0.5), 0, height).astype(np.int64)
         i1 = np.clip(np.floor(ymax - 0.5), -1, height - 1).astype(np.int64)
-    bw = np.where(finite, np.maximum(j1 - j0 + 1, 0), 0)
-    bh = np.where(finite, np.maximum(i1 - i0 + 1, 0), 0)
-    scale = np.maximum(np.abs(xmin), np.abs(xmax)) + np.maximum(np.abs(ymin), np.abs(ymax)) + 1.0
-    with np.errstate(invalid="ignore"):
+        bw = np.where(finite, np.maximum(j1 - j0 + 1, 0), 0)
+        bh = np.where(finite, np.maximum(i1 - i0 + 1, 0), 0)
+        scale = np.maximum(np.abs(xmin), np.abs(xmax)) + np.maximum(np.abs(ymin), np.abs(ymax)) + 1.0
         live = finite & (np.abs(area) > 1e-12 * scale * scale) & (bw > 0) & (bh > 0)
-    # Depth must be finite too (a NaN z would poison the z-buffer).
-    live &= np.isfinite(tri[:, :, 2]).all(axis=1)
-    return tri, area, j0, i0, bw, bh, live
+    return (x, y, z), area, j0, i0, bw, bh, live
 
 
-def _barycentric(tri: np.ndarray, area: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
-    """[N, 3] barycentric weights of points (px, py) in triangles ``tri`` [N, 3, 3] (signed area)."""
-    x, y = tri[:, :, 0], tri[:, :, 1]
-    l0 = (x[:, 2] - x[:, 1]) * (py - y[:, 1]) - (y[:, 2] - y[:, 1]) * (px - x[:, 1])
-    l1 = (x[:, 0] - x[:, 2]) * (py - y[:, 2]) - (y[:, 0] - y[:, 2]) * (px - x[:, 2])
-    l2 = (x[:, 1] - x[:, 0]) * (py - y[:, 0]) - (y[:, 1] - y[:, 0]) * (px - x[:, 0])
-    return np.stack([l0, l1, l2], axis=1) / area[:, None]
+def _barycentric(x: np.ndarray, y: np.ndarray, area: np.ndarray, px: np.ndarray, py: np.ndarray) -> tuple:
+    """Barycentric weights (l0, l1, l2), each [N], of points (px, py) in triangles with corners
+    ``x``, ``y`` [N, 3] and signed doubled ``area`` [N]."""
+    x0, x1, x2, y0, y1, y2 = x[:, 0], x[:, 1], x[:, 2], y[:, 0], y[:, 1], y[:, 2]
+    l0 = ((x2 - x1) * (py - y1) - (y2 - y1) * (px - x1)) / area
+    l1 = ((x0 - x2) * (py - y2) - (y0 - y2) * (px - x2)) / area
+    l2 = ((x1 - x0) * (py - y0) - (y1 - y0) * (px - x0)) / area
+    return l0, l1, l2
 
 
 def rasterize(vertices, faces, height: int, width: int, max_pairs: int = 1 << 16) -> Fragments:
@@ -100,7 +98,7 @@ def rasterize(vertices, faces, height: int, width: int, max_pairs: int = 1 << 16
     bary = np.zeros((n_pix, 3))
     if len(f) == 0:
         return _fragments(face_index, depth, bary, height, width)
-    tri, area, j0, i0, bw, bh, live = _triangle_setup(v, f, height, width)
+    (x, y, z), area, j0, i0, bw, bh, live = _triangle_setup(v, f, height, width)
     ids_live = np.flatnonzero(live)
     counts = bw[ids_live] * bh[ids_live]
     ends = np.cumsum(counts)
@@ -118,13 +116,15 @@ def rasterize(vertices, faces, height: int, width: int, max_pairs: int = 1 << 16
         w = bw[pair_tri]
         col = j0[pair_tri] + k % w
         row = i0[pair_tri] + k // w
-        lam = _barycentric(tri[pair_tri], area[pair_tri], col + 0.5, row + 0.5)
-        inside = (lam >= -_INSIDE_EPS).all(axis=1)
-        pair_tri, lam = pair_tri[inside], lam[inside]
+        l0, l1, l2 = _barycentric(x[pair_tri], y[pair_tri], area[pair_tri], col + 0.5, row + 0.5)
+        inside = (l0 >= -_INSIDE_EPS) & (l1 >= -_INSIDE_EPS) & (l2 >= -_INSIDE_EPS)
+        pair_tri = pair_tri[inside]
+        lam = np.stack([l0[inside], l1[inside], l2[inside]], axis=1)
         pix = row[inside] * width + col[inside]
-        z = (lam * tri[pair_tri, :, 2]).sum(axis=1)
-        np.minimum.at(depth, pix, z)
-        win = z <= depth[pix]
+        zt = z[pair_tri]
+        z_pix = lam[:, 0] * zt[:, 0] + lam[:, 1] * zt[:, 1] + lam[:, 2] * zt[:, 2]
+        np.minimum.at(depth, pix, z_pix)
+        win = z_pix <= depth[pix]
         face_index[pix[win]] = pair_tri[win]
         bary[pix[win]] = lam[win]
     return _fragments(face_index, depth, bary, height, width)

@@ -7,26 +7,31 @@ import numpy as np
 from .rasterizer import Fragments
 
 
-def face_normals(vertices, faces) -> np.ndarray:
-    """[F, 3] unit normals (b - a) x (c - a) of the faces; zero for degenerate faces."""
-    v = np.asarray(vertices, dtype=np.float64)
-    tri = v[np.asarray(faces, dtype=np.int64)]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    length = np.linalg.norm(n, axis=1, keepdims=True)
+def _face_cross(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """[F, 3] (b - a) x (c - a): the face normal scaled by twice the face area."""
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    return np.cross(b - a, c - a)
+
+
+def _unit(n: np.ndarray) -> np.ndarray:
+    length = np.sqrt(n[:, 0] ** 2 + n[:, 1] ** 2 + n[:, 2] ** 2)[:, None]
     return np.divide(n, length, out=np.zeros_like(n), where=length > 0)
 
 
-def vertex_normals(vertices, faces) -> np.ndarray:
+def face_normals(vertices, faces) -> np.ndarray:
+    """[F, 3] unit normals (b - a) x (c - a) of the faces; zero for degenerate faces."""
+    return _unit(_face_cross(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64)))
+
+
+def vertex_normals(vertices, faces, _cross: np.ndarray = None) -> np.ndarray:
     """[V, 3] unit normals: area-weighted sum of the adjacent face normals (zero when isolated)."""
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
-    tri = v[f]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area: the weight
+    n = _face_cross(v, f) if _cross is None else _cross  # length = 2 * area: the weight
     idx = f.ravel()
     acc = np.stack([np.bincount(idx, weights=np.repeat(n[:, c], 3), minlength=len(v)) for c in range(3)],
                    axis=1).astype(np.float64).reshape(len(v), 3)
-    length = np.linalg.norm(acc, axis=1, keepdims=True)
-    return np.divide(acc, length, out=np.zeros_like(acc), where=length > 0)
+    return _unit(acc)
 
 
 def normal_image(frags: Fragments, vertices, faces, smooth: bool = True) -> np.ndarray:
@@ -37,20 +42,25 @@ def normal_image(frags: Fragments, vertices, faces, smooth: bool = True) -> np.n
     out = np.zeros((h, w, 3), dtype=np.float64)
     m = frags.mask
     fid = frags.face_index[m]
+    v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
-    fn = face_normals(vertices, f)
+    cross = _face_cross(v, f)
+    fn = _unit(cross)[fid]  # [P, 3] face normal per covered pixel
     if smooth:
-        vn = vertex_normals(vertices, f)
-        corners = vn[f[fid]]  # [P, 3 corners, 3]
-        # Vertex normals of a mesh whose faces disagree in winding could point either way:
-        # align each corner with its face normal before interpolating.
-        sign = np.sign((corners * fn[fid][:, None, :]).sum(axis=2, keepdims=True))
-        sign[sign == 0] = 1.0
-        n = (corners * sign * frags.bary[m][:, :, None]).sum(axis=1)
-        length = np.linalg.norm(n, axis=1, keepdims=True)
-        n = np.where(length > 1e-12, n / np.maximum(length, 1e-12), fn[fid])
+        vn = vertex_normals(v, f, _cross=cross)
+        bary = frags.bary[m].astype(np.float64)
+        fp = f[fid]
+        n = np.zeros_like(fn)
+        for k in range(3):
+            corner = vn[fp[:, k]]
+            # Vertex normals of a mesh whose faces disagree in winding could point either way:
+            # align each corner with its face normal before interpolating.
+            dot = corner[:, 0] * fn[:, 0] + corner[:, 1] * fn[:, 1] + corner[:, 2] * fn[:, 2]
+            n += corner * (np.where(dot < 0, -1.0, 1.0) * bary[:, k])[:, None]
+        length = np.sqrt(n[:, 0] ** 2 + n[:, 1] ** 2 + n[:, 2] ** 2)[:, None]
+        n = np.where(length > 1e-12, n / np.maximum(length, 1e-12), fn)
     else:
-        n = fn[fid]
+        n = fn
     n = np.where(n[:, 2:3] > 0, -n, n)
     out[m] = n
     return out.astype(np.float32)
