@@ -147,7 +147,10 @@ def _reconstruct(model: Any, image: np.ndarray, rect: tuple, resolution: int, me
         except ImportError as exc:
             log.info("fast reconstruction unavailable (%s); using the reference path", exc)
         else:
-            return reconstruct_person(model, image, rect, None, _recon_config(ReconConfig, resolution))
+            try:
+                return reconstruct_person(model, image, rect, None, _recon_config(ReconConfig, resolution))
+            except ImportError as exc:  # a part of the fast path missing from this build
+                log.warning("fast reconstruction unavailable (%s); using the reference path", exc)
     from .pifuhd.reference_recon import ReferenceReconConfig, reconstruct_reference
 
     init = 64
@@ -161,7 +164,8 @@ def _recon_config(cls: Any, resolution: int) -> Any:
     from dataclasses import fields
 
     names = {f.name for f in fields(cls)}
-    return cls(**({"resolution": resolution} if "resolution" in names else {}))
+    kw = {"resolution": resolution, "frame": "crop"}  # the frame is converted by the caller
+    return cls(**{k: v for k, v in kw.items() if k in names})
 
 
 def write_mesh_file(mesh: Mesh, out: Union[str, "os.PathLike[str]"]) -> Path:

@@ -118,3 +118,15 @@ def test_cli_inline_rect_and_help():
     assert res.returncode == 0
     for flag in ("--rect", "--checkpoint", "--resolution", "--frame", "--octree", "--out"):
         assert flag in res.stdout
+
+
+def test_default_method_uses_the_fast_reconstruction_when_present():
+    pytest.importorskip("streamrecon.reconstruction", reason="fast reconstruction (issue 3) not in this build")
+    ref = streamrecon.reconstruct_image(np.zeros((60, 80, 3), np.uint8), rect=(10, -20, 100, 100), model=_Ball(),
+                                        resolution=64, method="reference")
+    fast = streamrecon.reconstruct_image(np.zeros((60, 80, 3), np.uint8), rect=(10, -20, 100, 100), model=_Ball(),
+                                         resolution=64)
+    assert fast.frame == "image" and fast.meta.get("octree") != "reference"
+    assert _signed_volume(fast) == pytest.approx(_signed_volume(ref), rel=0.03)
+    np.testing.assert_allclose(fast.vertices.min(0), ref.vertices.min(0), atol=1.5)
+    np.testing.assert_allclose(fast.vertices.max(0), ref.vertices.max(0), atol=1.5)
