@@ -244,6 +244,10 @@ def test_fast_obj_reader_declines_interleaved_files(tmp_path):
     assert read_obj_fast(p) is None
     p.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nvn 0 0 1\nf 1 2 3\n")
     assert np.array_equal(read_obj_fast(p)[1], [[0, 1, 2]])
+    p.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1 2 3\nf 1 2 3 4\n")  # a quad among triangles
+    assert read_obj_fast(p) is None
+    p.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\n")  # a point cloud
+    assert read_obj_fast(p)[1].shape == (0, 3)
 
 
 def test_absurd_frame_size_is_refused(tmp_path):

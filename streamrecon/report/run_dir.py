@@ -3,6 +3,7 @@ as typed entries, and the frame, mask and mesh files it names. Paths in the mani
 the run directory and must stay inside it."""
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -185,15 +186,16 @@ def read_obj_fast(path: Path) -> Optional[tuple]:
     if v_block.count(b"\nv ") + 1 != n_v or (n_f and tail.count(b"\nf ") + 1 != n_f):
         return None
     try:
-        v = np.array(v_block.replace(b"v ", b" ").split(), dtype=np.float64)
+        # numpy's C text parser; it raises on ragged rows, so a quad among triangles is refused.
+        v = np.loadtxt(io.BytesIO(v_block.replace(b"v ", b"")), dtype=np.float64, ndmin=2)
         if b"/" in tail:
             tail = _SLASH_TAIL.sub(b"", tail)  # "a/b/c" and "a//c" -> "a"
-        f = np.array(tail.replace(b"f ", b" ").split(), dtype=np.int64)
+        f = np.loadtxt(io.BytesIO(tail.replace(b"f ", b"")), dtype=np.int64, ndmin=2) if n_f else np.zeros((0, 3), np.int64)
     except ValueError:
         return None
-    if v.size % n_v or v.size // n_v < 3 or f.size != 3 * n_f or (f < 1).any():
+    if v.shape[0] != n_v or v.shape[1] < 3 or f.shape != (n_f, 3) or (f < 1).any():
         return None
-    return v.reshape(n_v, -1)[:, :3].astype(np.float32), f.reshape(-1, 3) - 1
+    return v[:, :3].astype(np.float32), f - 1
 
 
 _PLY_TYPES = {"float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8", "uchar": "u1",
