@@ -172,21 +172,18 @@ def _labelme_left_man():
 
 @pytest.mark.parametrize("subject", ["whole-body", "grace_hopper", "camera", "astronaut"])
 def test_crop_jitter_on_still_noisy_clip(subject):
-    """A still photo with fresh sensor noise (sigma 6) in each of 75 frames (30 fps). Whole-body subject
-    (the reference's fullbody rule): median frame-to-frame crop change <= 1 px after smoothing.
-    Waist-up and portrait photos use the mid-hip / upper-body rules, whose radius (1.45 x
-    hip-to-head, 2.7 x half shoulder width) amplifies the landmark noise of hips and shoulders
-    lying on the image's edges; their crops are 1.5-2.3x the image, so the bound there is
-    relative: <= 0.2 % of the crop side (1 px of the network's 512 input)."""
+    """A still photo with fresh sensor noise (sigma 6) in each of 75 frames (30 fps): median
+    frame-to-frame crop change <= 1 px after smoothing, for the whole-body subject (the
+    reference's fullbody rule) and for waist-up / portrait photos (mid-hip / upper-body rules,
+    whose radius amplifies the landmark noise of hips and shoulders on the image's edges: the raw
+    figure is large there, which is what the keypoint smoothing + rule hysteresis + rect
+    smoothing are for)."""
     img = _labelme_left_man() if subject == "whole-body" else _rgb(MEDIA / f"{subject}.{'jpg' if subject == 'grace_hopper' else 'png'}")
     j_raw, j_smooth, side, rules = _still_clip_jitter(img)
     print(f"still noisy clip ({subject}, rules {sorted(rules)}, crop side {side:.0f} px): crop jitter raw "
           f"{j_raw:.2f} px, smoothed {j_smooth:.2f} px")
     assert j_smooth < j_raw
-    if subject == "whole-body":
-        assert j_smooth <= 1.0
-    else:
-        assert j_smooth <= 0.002 * side
+    assert j_smooth <= 1.0
 
 
 def test_head_and_shoulders_video():

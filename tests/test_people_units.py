@@ -222,3 +222,39 @@ def test_decode_matches_slow_twin():
     assert len(fast[2]) == len(slow[2]) > 100
     for a, b in zip(fast, slow):
         assert np.allclose(a, b, atol=1e-5)
+
+
+def _refine_slow(xy, hm, kernel=7, min_conf=0.5):
+    """Landmark-by-landmark heatmap refinement, as mediapipe's calculator loops (slow twin)."""
+    h, w, n = hm.shape
+    out = np.array(xy, np.float64)
+    off = (kernel - 1) // 2
+    for i in range(n):
+        c0, r0 = int(xy[i, 0] / 256 * w), int(xy[i, 1] / 256 * h)
+        if xy[i, 0] < 0 or xy[i, 1] < 0 or not (0 <= c0 < w and 0 <= r0 < h):
+            continue
+        s = wc = wr = mx = 0.0
+        for r in range(max(0, r0 - off), min(h, r0 + off + 1)):
+            for c in range(max(0, c0 - off), min(w, c0 + off + 1)):
+                conf = 1 / (1 + math.exp(-hm[r, c, i]))
+                s, wc, wr, mx = s + conf, wc + c * conf, wr + r * conf, max(mx, conf)
+        if mx >= min_conf and s > 0:
+            out[i] = [wc / s * 256 / w, wr / s * 256 / h]
+    return out
+
+
+def test_heatmap_refinement_matches_slow_twin():
+    from streamrecon.people.blazepose import refine_from_heatmap
+
+    rng = np.random.default_rng(7)
+    n = 39
+    hm = rng.normal(-3, 2, (64, 64, n)).astype(np.float32)
+    xy = rng.uniform(-20, 276, (n, 2))  # some landmarks off the map: left unchanged
+    # a confident blob for landmark 0 at cell (40, 20): refined position lands there
+    hm[18:23, 38:43, 0] = 8.0
+    xy[0] = [41 * 4 + 1, 21 * 4 + 2]
+    fast = refine_from_heatmap(xy, hm)
+    assert np.allclose(fast, _refine_slow(xy, hm), atol=1e-6)
+    assert np.allclose(fast[0], [40 * 4, 20 * 4], atol=2.0)
+    off = (xy[:, 0] < 0) | (xy[:, 0] >= 256) | (xy[:, 1] < 0) | (xy[:, 1] >= 256)
+    assert off.any() and np.allclose(fast[off], xy[off])

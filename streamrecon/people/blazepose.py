@@ -189,6 +189,39 @@ def invert_affine(m: np.ndarray) -> np.ndarray:
     return np.concatenate([a_inv, (-a_inv @ m[:, 2])[:, None]], 1)
 
 
+def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_conf: float = 0.5) -> np.ndarray:
+    """Refine landmark positions with the landmark model's heatmaps (mediapipe's
+    RefineLandmarksFromHeatmap): ``xy`` [N, 2] in landmark-tensor pixels (0..256), ``heatmap``
+    [h, w, N] logits. Each landmark whose heatmap cell lies inside the map and whose sigmoid
+    window maximum reaches ``min_conf`` moves to the confidence-weighted mean cell of the
+    kernel x kernel window around it (cell index / map size, as mediapipe does)."""
+    hh, hw, n = heatmap.shape
+    out = xy.astype(np.float64).copy()
+    scale = LMK_SIZE / hw
+    col = np.floor(xy[:, 0] / LMK_SIZE * hw).astype(int)
+    row = np.floor(xy[:, 1] / LMK_SIZE * hh).astype(int)
+    ok = (col >= 0) & (col < hw) & (row >= 0) & (row < hh)
+    off = (kernel - 1) // 2
+    s = np.zeros(n)
+    wc = np.zeros(n)
+    wr = np.zeros(n)
+    mx = np.zeros(n)
+    idx = np.arange(n)
+    for dr in range(-off, off + 1):
+        for dc in range(-off, off + 1):
+            r, c = row + dr, col + dc
+            inside = ok & (r >= 0) & (r < hh) & (c >= 0) & (c < hw)
+            conf = np.where(inside, _sigmoid(heatmap[np.clip(r, 0, hh - 1), np.clip(c, 0, hw - 1), idx]), 0.0)
+            s += conf
+            wc += c * conf
+            wr += r * conf
+            mx = np.maximum(mx, conf)
+    use = ok & (mx >= min_conf) & (s > 0)
+    out[use, 0] = wc[use] / s[use] * scale
+    out[use, 1] = wr[use] / s[use] * scale
+    return out
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -212,6 +245,8 @@ class BlazePose:
         l_out = {o["name"]: o["index"] for o in self._lmk.get_output_details()}
         self._lmk_in = self._lmk.get_input_details()[0]["index"]
         self._lmk_pts, self._lmk_flag, self._lmk_seg = l_out["Identity"], l_out["Identity_1"], l_out["Identity_2"]
+        self._lmk_heat = l_out["Identity_3"]
+        self.refine = True
         self.min_score = min_score
         self.mask_threshold = mask_threshold
         self.max_people = max_people
@@ -253,7 +288,10 @@ class BlazePose:
         if flag < 0.5:
             return None
         raw = self._lmk.get_tensor(self._lmk_pts).reshape(39, 5)
-        uv1 = np.concatenate([raw[:, :2], np.ones((39, 1))], 1)
+        uv = raw[:, :2]
+        if self.refine:
+            uv = refine_from_heatmap(uv, self._lmk.get_tensor(self._lmk_heat)[0])
+        uv1 = np.concatenate([uv, np.ones((39, 1))], 1)
         xy = uv1 @ m.T
         # conf = visibility, zeroed where the model says the point is not present; points may lie
         # outside the frame (the crop rule decides what to do with those)
