@@ -265,3 +265,19 @@ def test_small_config_builds_like_fixture_state_dict():
         front=NormalNetOptions(ngf=4, n_blocks=2), back=NormalNetOptions(ngf=4, n_blocks=2))
     shapes, _, _ = _shapes(opt)
     assert shapes == {k: tuple(v.shape) for k, v in ck.state_dict.items()}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_model_matches_reference(pre, points):
+    from streamrecon.checkpoint import load_pifuhd_model
+
+    m = load_pifuhd_model(FIX / "pifuhd_small.pt", device="cuda")
+    f = m.encode_tensors(pre.img_512, pre.img)
+    assert f.fine.device.type == "cuda"
+    occ = m.query(f, points.cuda()).cpu().numpy()
+    # TF32/cuDNN kernels differ from the CPU reference more than CPU BLAS does
+    np.testing.assert_allclose(occ, np.load(FIX / "pred_fine.npy"), atol=2e-3, rtol=0)
+    mesh = reconstruct_reference(m, f, ReferenceReconConfig(resolution=128))
+    ref = read_obj(FIX / "mesh_res128.obj")
+    assert abs(mesh.num_vertices - ref.num_vertices) <= 0.01 * ref.num_vertices
