@@ -117,3 +117,24 @@ def test_hog_detector_or_clear_error():
     img = cv2.cvtColor(cv2.imread(str(MEDIA / "astronaut.png")), cv2.COLOR_BGR2RGB)
     people = PeopleFinder(PeopleConfig(detector="hog")).find(Frame(0, img, 0.0))
     assert all(p.rect[2] == p.rect[3] for p in people)
+
+
+def test_missing_models_explicit_error_and_auto_fallback(monkeypatch, caplog, tmp_path):
+    """Without the mediapipe wheel: --detector mediapipe fails with the install command; auto
+    falls back (hog, else full-frame) with one warning naming what is missing."""
+    import importlib.util
+
+    from streamrecon.errors import BackendUnavailableError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mediapipe" else real(name, *a))
+    with pytest.raises(BackendUnavailableError, match="pip install --no-deps mediapipe==0.10.21"):
+        PeopleFinder(PeopleConfig(detector="mediapipe"))
+    out = tmp_path / "never-created"
+    assert main(["detect", str(MEDIA / "astronaut.png"), "--out", str(out), "--detector", "mediapipe"]) == 5
+    assert not out.exists()
+    with caplog.at_level("WARNING"):
+        finder = PeopleFinder(PeopleConfig(detector="auto"))
+    assert any("mediapipe models unavailable" in r.getMessage() for r in caplog.records)
+    people = finder.find(Frame(0, np.zeros((40, 30, 3), np.uint8), 0.0))
+    assert all(p.rect[2] == p.rect[3] for p in people)

@@ -126,8 +126,9 @@ def _record(name: str, frame: Frame, people: List[PersonCrop]) -> dict:
 def detect_path(path: str, out_dir: str, cfg: PeopleConfig, every: int = 1, max_frames: int = 0) -> dict:
     """Run detection over an image, a folder of images (each its own still, ids reset) or a video
     (one tracked sequence). Returns a summary dict (frames, people, ids, median_ms)."""
+    inputs = _inputs(path)
+    finder = PeopleFinder(cfg)  # fails (e.g. missing models) before anything is written
     os.makedirs(out_dir, exist_ok=True)
-    finder = PeopleFinder(cfg)
     times, n_people, ids = [], 0, set()
     records = []
 
@@ -141,7 +142,7 @@ def detect_path(path: str, out_dir: str, cfg: PeopleConfig, every: int = 1, max_
         write_outputs(out_dir, name, frame.image, people, cfg, images)
         records.append(_record(name, frame, people))
 
-    for kind, item in _inputs(path):
+    for kind, item in inputs:
         if kind == "image":
             finder.reset()
             name = os.path.splitext(os.path.basename(item))[0]
