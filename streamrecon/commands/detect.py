@@ -8,8 +8,6 @@ import os
 from ..people.config import add_arguments, from_args
 
 
-
-
 def register(sub) -> None:
     p = sub.add_parser(
         "detect", help="find people: crop rects, masks and an overlay per image or video frame",

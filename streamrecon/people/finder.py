@@ -4,9 +4,9 @@ videos); owned by one thread (the detection stage's)."""
 from __future__ import annotations
 
 import logging
+from typing import Dict, List
 
 import numpy as np
-from typing import Dict, List
 
 from ..errors import BackendUnavailableError
 from ..frames import Frame, PersonCrop
