@@ -349,3 +349,16 @@ def test_person_box_crops_to_the_rects():
     assert person_box(FrameEntry(0, None, 200, 100, None, ())) == (0, 100, 0, 200)
     off = FrameEntry(0, None, 200, 100, None, (PersonEntry(0, "a.obj", (500.0, 0.0, 50.0, 50.0)),))
     assert person_box(off) == (0, 100, 0, 200)
+
+
+def test_empty_mesh_is_failing_with_its_reason(tmp_path):
+    from streamrecon.report.config import EvaluateConfig
+    from streamrecon.report.evaluation import evaluate_run
+    from streamrecon.report.run_dir import load_manifest
+
+    run = make_run_dir(tmp_path / "run", n_frames=2)
+    (run / "meshes" / "frame_000011_p0.obj").write_text("")  # a reconstruction that found no surface
+    doc = evaluate_run(load_manifest(run), EvaluateConfig())
+    p = doc["frames"][1]["persons"][0]
+    assert p["status"] == "ok" and p["render_px"] == 0 and p["iou"] == 0.0
+    assert [f["reason"].split(":")[0] for f in doc["failing"]] == ["empty render"]

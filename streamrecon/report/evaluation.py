@@ -166,6 +166,8 @@ def evaluate_run(manifest: RunManifest, cfg: EvaluateConfig,
             bad_iou = p.get("iou") is not None and p["iou"] < cfg.iou_threshold
             if p["status"] != "ok" or bad_iou:
                 reason = p["status"] if p["status"] != "ok" else f"IoU {p['iou']:.3f} < {cfg.iou_threshold}"
+                if p["status"] == "ok" and p["render_px"] == 0:
+                    reason = "empty render: " + reason  # the mesh has no faces in view
                 failing.append({"index": r["index"], "time": r["time"], "person": p["person"],
                                 "iou": p.get("iou"), "reason": reason})
     failing.sort(key=lambda f: (-1.0 if f["iou"] is None else f["iou"], f["index"]))

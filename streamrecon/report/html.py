@@ -28,7 +28,8 @@ td, th { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 .bad { color: #c0392b; font-weight: 600; } .ok { color: #1e8449; font-weight: 600; }
 .frame { margin: 14px 0 22px; } .frame h3 { font-size: 14px; margin: 4px 0; }
-.frame img { width: %dpx; margin-right: 6px; border: 1px solid #ccc; }
+.row { display: flex; gap: 6px; align-items: flex-start; }
+.row img { flex: 1 1 0; min-width: 0; max-width: %dpx; border: 1px solid #ccc; }
 .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: middle; }
 .charts svg { margin: 6px 8px 6px 0; border: 1px solid #eee; }
 """
@@ -93,7 +94,8 @@ def _frame_block(fr_row: dict, names: list, title_extra: str = "") -> str:
                      f'F {_f(p.get("boundary_f"))}, SSIM {_f(p.get("ssim"))}, PSNR {_f(p.get("psnr"), 1)} dB'
                      + ("" if p["status"] == "ok" else f' <span class="bad">({escape(p["status"])})</span>'))
     t = "" if fr_row["time"] is None else f' · t = {fr_row["time"]:.2f} s'
-    imgs = "".join(f'<img src="{escape(n)}" alt="{escape(k)}" title="{escape(k)}">' for n, k in zip(names, PANELS))
+    imgs = "<div class='row'>" + "".join(
+        f'<img src="{escape(n)}" alt="{escape(k)}" title="{escape(k)}">' for n, k in zip(names, PANELS)) + "</div>"
     return (f'<div class="frame" id="frame-{fr_row["index"]}"><h3>frame {fr_row["index"]}{t}{title_extra}</h3>'
             f'<div class="meta">{"; ".join(cells) or "no person"}</div>{imgs}</div>')
 
