@@ -1,9 +1,12 @@
 // streamrecon._native: native kernels. Each kernel has a plain-Python twin and a test comparing them.
 #include <pybind11/pybind11.h>
 
+#include "marching_cubes.h"
+
 namespace py = pybind11;
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "streamrecon native kernels";
-    m.attr("ABI_VERSION") = 1;
+    m.attr("ABI_VERSION") = 2;
+    register_marching_cubes(m);
 }

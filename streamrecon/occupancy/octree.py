@@ -193,10 +193,14 @@ class OctreeOccupancy:
     def values_at(self, ijk: torch.Tensor) -> torch.Tensor:
         """float32 [M] values at finest-lattice points ``ijk`` [M, 3] (queried or interpolated)."""
         n1 = self.extent + 1
-        q = _lin(ijk, n1)
-        found, pos = self._exact.find(q)
-        out = interp_from_parent(self.parent, ijk)
-        out[found] = self.vals[pos[found]]
+        out = torch.empty(len(ijk), dtype=torch.float32, device=self.device)
+        step = 1 << 18  # bounds the temporaries (8 gathers, int64 indices) to a few tens of MB
+        for s in range(0, len(ijk), step):
+            part = ijk[s : s + step]
+            found, pos = self._exact.find(_lin(part, n1))
+            v = interp_from_parent(self.parent, part)
+            v[found] = self.vals[pos[found]]
+            out[s : s + step] = v
         return out
 
     def values_slab(self, i0: int, i1: int) -> torch.Tensor:
@@ -247,8 +251,13 @@ class OctreeOccupancy:
 
     def corner_values(self, cells: torch.Tensor) -> torch.Tensor:
         off = torch.as_tensor(CORNER_OFFSETS, device=self.device)
-        c = (cells.to(self.device)[:, None, :] + off[None]).reshape(-1, 3)
-        return self.values_at(c).reshape(-1, 8)
+        cells = cells.to(self.device)
+        out = torch.empty((len(cells), 8), dtype=torch.float32, device=self.device)
+        step = 1 << 16
+        for s in range(0, len(cells), step):
+            c = (cells[s : s + step, None, :] + off[None]).reshape(-1, 3)
+            out[s : s + step] = self.values_at(c).reshape(-1, 8)
+        return out
 
 
 class _Counter:
