@@ -56,9 +56,14 @@ def pre():
 
 
 @pytest.fixture(scope="module")
-def features(model, pre):
-    # from our own preprocessing (shown equal to the reference's below)
-    return model.encode_tensors(pre.img_512, pre.img, rect=pre.rect)
+def features(model):
+    # through the ImplicitModel entry point: uint8 RGB image + rect, our own preprocessing
+    # (shown bit-equal to the reference's below); encoded once for the whole module
+    from streamrecon.model_api import ImplicitModel
+
+    assert isinstance(model, ImplicitModel)
+    image = load_image(FIX / "input" / "person.png")
+    return model.encode(image, read_rect_file(FIX / "input" / "person_rect.txt")[0], None)
 
 
 @pytest.fixture(scope="module")
@@ -136,16 +141,6 @@ def test_query_fast_path_equals_debug_path_and_is_chunk_independent(model, featu
         model.chunk = chunk
     np.testing.assert_allclose(chunked.numpy(), fast.numpy(), atol=1e-6, rtol=0)
     assert fast.dtype == torch.float32 and fast.shape == (points.shape[0],)
-
-
-def test_encode_from_image_equals_encode_from_tensors(model, features):
-    # the ImplicitModel entry point (uint8 RGB + rect) gives the same features
-    from streamrecon.model_api import ImplicitModel
-
-    assert isinstance(model, ImplicitModel)
-    image = load_image(FIX / "input" / "person.png")
-    f2 = model.encode(image, (-32, -26, 1088, 1088), None)
-    assert torch.equal(f2.fine, features.fine) and torch.equal(f2.coarse, features.coarse)
 
 
 # ---- mesh through the reference-equivalent path -----------------------------------------------
@@ -281,3 +276,15 @@ def test_cuda_model_matches_reference(pre, points):
     mesh = reconstruct_reference(m, f, ReferenceReconConfig(resolution=128))
     ref = read_obj(FIX / "mesh_res128.obj")
     assert abs(mesh.num_vertices - ref.num_vertices) <= 0.01 * ref.num_vertices
+
+
+@pytest.mark.parametrize("res", [8, 17])
+def test_reference_grid_equals_reference_matrix_products(res):
+    # the reference builds the grid with [3, R^3] matrix products (create_grid, then calib^-1)
+    coords, mat = reference_grid(res)
+    idx = np.mgrid[:res, :res, :res].reshape(3, -1).astype(np.float64)
+    want = mat[:3, :3] @ idx + mat[:3, 3:4]
+    inv = np.linalg.inv(np.diag([1.0, -1.0, 1.0, 1.0]))
+    want = (inv[:3, :3] @ want + inv[:3, 3:4]).reshape(3, res, res, res)
+    np.testing.assert_array_equal(coords, want)
+    assert coords[1, 0, 0, 0] == 1.0 and coords[0, 0, 0, 0] == -1.0  # y flipped: index 0 is the top

@@ -38,9 +38,11 @@ class ReconstructArgs:
 def _help(name: str) -> str:
     import inspect
 
-    src = inspect.getsource(ReconstructArgs)
-    after = src.split(f"    {name}:", 1)[1]
-    return after.split('"""')[1].replace("%", "%%")
+    try:  # the field's docstring is the help text; without sources (frozen installs) no help
+        src = inspect.getsource(ReconstructArgs)
+        return src.split(f"    {name}:", 1)[1].split('"""')[1].replace("%", "%%")
+    except (OSError, TypeError, IndexError):
+        return ""
 
 
 def register(subparsers) -> None:

@@ -58,11 +58,16 @@ def reference_grid(resolution: int) -> Tuple[np.ndarray, np.ndarray]:
     mat = np.eye(4)
     mat[0, 0] = mat[1, 1] = mat[2, 2] = 2.0 / R
     mat[0:3, 3] = -1.0
-    idx = np.mgrid[:R, :R, :R].reshape(3, -1).astype(np.float64)
-    coords = mat[:3, :3] @ idx + mat[:3, 3:4]
-    calib_inv = np.linalg.inv(CALIB)
-    coords = calib_inv[:3, :3] @ coords + calib_inv[:3, 3:4]
-    return coords.reshape(3, R, R, R), mat
+    # The reference multiplies [3, R^3] index arrays by these diagonal matrices; the products
+    # with the zero entries are exact, so filling each axis by broadcasting gives the same
+    # float64 values without three extra R^3 copies (3.2 GB each at R = 512).
+    line = np.arange(R, dtype=np.float64) * mat[0, 0] + mat[0, 3]
+    coords = np.empty((3, R, R, R))
+    sign = np.diag(np.linalg.inv(CALIB))[:3]
+    coords[0] = (sign[0] * line)[:, None, None]
+    coords[1] = (sign[1] * line)[None, :, None]
+    coords[2] = (sign[2] * line)[None, None, :]
+    return coords, mat
 
 
 def batch_eval(points: np.ndarray, eval_fn: EvalFn, num_samples: int) -> np.ndarray:
@@ -115,7 +120,14 @@ def marching_cubes_reference(sdf: np.ndarray, mat: np.ndarray, level: float = 0.
     (inverse calibration after ``mat``), faces reversed for the negative determinant.
     Returns (vertices [V, 3] float64, faces [F, 3] int64). Raises ``ValueError`` when the
     level is outside the value range (no surface)."""
-    from skimage import measure
+    try:
+        from skimage import measure
+    except ImportError:
+        from ..errors import BackendUnavailableError
+
+        raise BackendUnavailableError(
+            "the reference mesh path needs scikit-image: pip install 'scikit-image>=0.22'"
+        ) from None
 
     verts, faces, _normals, _values = measure.marching_cubes(sdf, level)
     trans = np.linalg.inv(CALIB) @ mat
