@@ -37,6 +37,7 @@ def load_model(checkpoint: Optional[Union[str, "os.PathLike[str]"]] = None, devi
 
     Raises ``CheckpointError`` (one line) for anything that cannot be loaded.
     """
+    device = check_device(device)
     if checkpoint is None:
         try:
             from .embedded import load_default
@@ -62,6 +63,22 @@ def load_model(checkpoint: Optional[Union[str, "os.PathLike[str]"]] = None, devi
     raise CheckpointError(
         f"{path} is not a PIFuHD checkpoint (found {keys}; expected opt, opt_netG, model_state_dict) and no other model kind is supported in this build"
     )
+
+
+def check_device(device: Any):
+    """``device`` as a ``torch.device``; one-line errors for a malformed name or a CUDA device
+    that this torch build / machine does not have."""
+    import torch
+
+    from .errors import BackendUnavailableError
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise UserInputError(f"device {device!r}: not a torch device name ({exc}); use cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError(f"device {device!r}: no CUDA GPU is available to torch here; use --device cpu")
+    return dev
 
 
 def _embedded_loader():

@@ -130,3 +130,14 @@ def test_default_method_uses_the_fast_reconstruction_when_present():
     assert _signed_volume(fast) == pytest.approx(_signed_volume(ref), rel=0.03)
     np.testing.assert_allclose(fast.vertices.min(0), ref.vertices.min(0), atol=1.5)
     np.testing.assert_allclose(fast.vertices.max(0), ref.vertices.max(0), atol=1.5)
+
+
+def test_device_errors_are_one_line():
+    from streamrecon.api import load_model
+    from streamrecon.errors import BackendUnavailableError
+
+    with pytest.raises(UserInputError, match="not a torch device"):
+        load_model(None, device="toaster")
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendUnavailableError, match="no CUDA GPU"):
+            load_model(None, device="cuda")

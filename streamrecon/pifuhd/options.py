@@ -123,7 +123,7 @@ def options_from_checkpoint(opt: Any, opt_netG: Any, state_dict: Mapping[str, An
     (Namespaces or dicts) and its state dict (normal-net sizes). Missing non-size options take
     the reference's ``lib/options.py`` defaults. Raises ``ValueError`` naming a missing or bad
     option."""
-    from .normal_net import infer_normal_net_config  # needs torch only for typing
+    from .normal_net import infer_normal_net_config  # imports torch: keep this module light
 
     front_used = bool(_get(opt_netG, "use_front_normal", False))
     back_used = bool(_get(opt_netG, "use_back_normal", False))
