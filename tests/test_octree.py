@@ -136,3 +136,21 @@ def test_cuda_matches_cpu():
     a, b = extract_mesh(cpu), extract_mesh(gpu)
     assert a.num_vertices == b.num_vertices
     assert np.abs(_sorted_vertices(a) - _sorted_vertices(b)).max() <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def fixture_query_fn():
+    if not FIXTURE.exists():
+        pytest.skip(f"fixture checkpoint not found at {FIXTURE}")
+    try:
+        from streamrecon.occupancy.benchmark import fixture_query_fn as make
+    except ImportError as exc:  # pragma: no cover
+        pytest.skip(f"PIFuHD loader unavailable: {exc}")
+    return make(str(FIXTURE.parents[2]))
+
+
+@pytest.mark.slow
+def test_fixture_model_octree_equals_dense(fixture_query_fn):
+    # the issue-2 fixture PIFuHD model on its own input, at the fixture's resolution
+    dense, octree = _assert_octree_equals_dense(fixture_query_fn, 128, OctreeConfig(init_resolution=16), max_fraction=0.2)
+    assert extract_mesh(octree).num_vertices > 1000

@@ -7,26 +7,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 
+from .config import DenseConfig
 from .grid import DenseOccupancy, check_resolution, grid_points
 
 log = logging.getLogger(__name__)
 
 QueryFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class DenseConfig:
-    """Options of the dense evaluator."""
-
-    batch_points: int = 262144
-    """points per query_fn call (bounds the network's activation memory)"""
-    level: float = 0.5
-    """iso level: inside = occupancy > level"""
 
 
 def call_query(query_fn: QueryFn, points: torch.Tensor) -> torch.Tensor:

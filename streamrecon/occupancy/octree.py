@@ -27,39 +27,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from .dense import call_query
+from .config import OctreeConfig
 from .grid import CORNER_OFFSETS, DenseOccupancy, check_resolution, grid_points
 
 log = logging.getLogger(__name__)
 
 QueryFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class OctreeConfig:
-    """Options of the octree evaluator (defaults: lossless, ~0.2-0.5% of dense queries on a body)."""
-
-    init_resolution: int = 32
-    """points per axis of the coarse lattice queried in full (the stride is rounded to a power of 2)"""
-    band: int = 0
-    """also query every point of the coarse cells within this many cells of a surface cell
-    (0 = only the edges, faces and cells the surface crosses; raise for fields with detached
-    features thinner than the coarse spacing)"""
-    lossless: bool = True
-    """re-query neighbours where the network disagrees with interpolation until nothing disagrees
-    (the marching-cubes mesh then equals the dense one on every surface the octree touched)"""
-    batch_points: int = 65536
-    """points per query_fn call (bounds the network's activation memory)"""
-    level: float = 0.5
-    """iso level: inside = occupancy > level"""
-    max_rounds: int = 100000
-    """safety cap on lossless rounds per level (a flood fill advances one voxel per round)"""
 
 
 def coarse_stride(resolution: int, init_resolution: int) -> int:

@@ -1,0 +1,37 @@
+"""Options of the occupancy evaluators. Torch-free, so the CLI can build its flags from them
+without importing torch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DenseConfig:
+    """Options of the dense evaluator."""
+
+    batch_points: int = 262144
+    """points per query_fn call (bounds the network's activation memory)"""
+    level: float = 0.5
+    """iso level: inside = occupancy > level"""
+
+
+@dataclass(frozen=True)
+class OctreeConfig:
+    """Options of the octree evaluator (defaults: lossless, ~0.2-0.5% of dense queries on a body)."""
+
+    init_resolution: int = 16
+    """points per axis of the coarse lattice queried in full (the stride is rounded to a power of 2;
+    16 = a 0.125-wide lattice in crop units: anything detached and smaller can be missed)"""
+    band: int = 0
+    """also query every point of the coarse cells within this many cells of a surface cell
+    (0 = only the edges, faces and cells the surface crosses; raise for fields with detached
+    features thinner than the coarse spacing)"""
+    lossless: bool = True
+    """re-query neighbours where the network disagrees with interpolation until nothing disagrees
+    (the marching-cubes mesh then equals the dense one on every surface the octree touched)"""
+    batch_points: int = 65536
+    """points per query_fn call (bounds the network's activation memory)"""
+    level: float = 0.5
+    """iso level: inside = occupancy > level"""
+    max_rounds: int = 100000
+    """safety cap on lossless rounds per level (a flood fill advances one voxel per round)"""
