@@ -234,7 +234,7 @@ class BlazePose:
     33 keypoints (x, y, visibility) and a person mask, in frame pixels."""
 
     def __init__(self, num_threads: int = 2, min_score: float = 0.5, mask_threshold: float = 0.5,
-                 max_people: int = 4):
+                 max_people: int = 4, segmentation: str = "pose"):
         det_path, lmk_path = model_paths()
         self._det = _interpreter(det_path, num_threads)
         self._lmk = _interpreter(lmk_path, num_threads)
@@ -250,6 +250,16 @@ class BlazePose:
         self.min_score = min_score
         self.mask_threshold = mask_threshold
         self.max_people = max_people
+        self._selfie = None
+        if segmentation == "fused":
+            from .selfie import SelfieSegmenter
+
+            try:
+                self._selfie = SelfieSegmenter(num_threads)
+            except BackendUnavailableError as exc:
+                log.warning("person masks: selfie-segmentation model unavailable, using the BlazePose masks alone (%s)", exc)
+        elif segmentation != "pose":
+            raise ValueError(f"segmentation: expected 'pose' or 'fused', got {segmentation!r}")
 
     # -- stage 1
     def detect_rois(self, image: np.ndarray) -> List[tuple]:
@@ -310,7 +320,7 @@ class BlazePose:
             box = (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
         aux = xy[33:35]
         return Candidate(box=box, score=flag, keypoints=kps, mask=mask, layout="blazepose33",
-                         meta={"next_roi": roi_from_alignment(aux[0], aux[1]), "roi": roi})
+                         meta={"next_roi": roi_from_alignment(aux[0], aux[1]), "roi": roi, "mask_logit": logit})
 
     def reset(self) -> None:
         """Forget the previous frame's ROIs (between videos)."""
@@ -341,11 +351,37 @@ class BlazePose:
                 cand.meta["det_score"] = score
                 out.append(cand)
         out = _dedupe(out)
-        if len(out) > 1:
+        if self._selfie is not None and out:
+            self._fuse_masks(image, out)
+        elif len(out) > 1:
             for c, m in zip(out, separate_masks([c.mask for c in out], [c.keypoints for c in out])):
                 c.mask = m
+        for c in out:
+            c.meta.pop("mask_logit", None)
         self._prev_rois = [c.meta["next_roi"] for c in out]
         return out
+
+
+    def _fuse_masks(self, image: np.ndarray, cands: List[Candidate]) -> None:
+        """Replace the candidates' masks by the fused ones (``segmentation.fuse_person_masks``):
+        BlazePose ROI mask, selfie model on each ROI and on one square crop around everyone."""
+        import cv2
+
+        from .segmentation import fuse_person_masks
+        from .selfie import group_matrix, logit_threshold, roi_polygon
+
+        h, w = image.shape[:2]
+        own, regions = [], []
+        for c in cands:
+            m = roi_matrix(c.meta["roi"])
+            own.append(np.maximum(c.meta["mask_logit"], self._selfie.logits(image, m)))
+            region = np.zeros((h, w), np.uint8)
+            cv2.fillConvexPoly(region, np.round(roi_polygon(m)).astype(np.int32), 1)
+            regions.append(region.astype(bool))
+        group = self._selfie.logits(image, group_matrix([c.box for c in cands]))
+        thr = logit_threshold(self.mask_threshold)
+        for c, m in zip(cands, fuse_person_masks(own, group, [c.keypoints for c in cands], regions, thr)):
+            c.mask = m
 
 
 def _dedupe(cands: List[Candidate], rel: float = 0.15) -> List[Candidate]:

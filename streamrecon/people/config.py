@@ -10,6 +10,7 @@ from typing import Tuple
 
 DETECTORS = ("auto", "mediapipe", "hog", "motion", "full-frame")
 BACKGROUNDS = ("keep", "remove")
+SEGMENTATIONS = ("pose", "fused")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class PeopleConfig:
     mask_threshold: float = 0.5
     """Person-probability threshold of the segmentation mask."""
 
+    segmentation: str = "fused"
+    """Person masks (mediapipe detector): ``pose`` = BlazePose's mask from each person's ROI alone;
+    ``fused`` = also mediapipe's selfie-segmentation model on each ROI and on one square crop
+    around all people (max of the logits; pixels split between people by nearest skeleton): mask
+    IoU 0.86-0.88 vs 0.71-0.79 on the labelme photos, ~3 ms more per person."""
+
     track_iou: float = 0.3
     """A detection keeps the id of the previous-frame person it overlaps most if IoU >= this."""
 
@@ -75,6 +82,8 @@ class PeopleConfig:
             raise ValueError(f"PeopleConfig.detector: expected one of {DETECTORS}, got {self.detector!r}")
         if self.background not in BACKGROUNDS:
             raise ValueError(f"PeopleConfig.background: expected one of {BACKGROUNDS}, got {self.background!r}")
+        if self.segmentation not in SEGMENTATIONS:
+            raise ValueError(f"PeopleConfig.segmentation: expected one of {SEGMENTATIONS}, got {self.segmentation!r}")
         if self.rule_switch_frames < 1:
             raise ValueError(f"PeopleConfig.rule_switch_frames: expected >= 1, got {self.rule_switch_frames}")
         if self.max_people < 1:
@@ -121,6 +130,8 @@ def add_arguments(parser, prefix: str = "") -> None:
             parser.add_argument(flag, dest=f.name, choices=DETECTORS, default=d, help=help_)
         elif f.name == "background":
             parser.add_argument(flag, dest=f.name, choices=BACKGROUNDS, default=d, help=help_)
+        elif f.name == "segmentation":
+            parser.add_argument(flag, dest=f.name, choices=SEGMENTATIONS, default=d, help=help_)
         elif f.name == "background_color":
             parser.add_argument(flag, dest=f.name, type=_parse_color, default=d, metavar="R,G,B", help=help_)
         elif isinstance(d, bool):

@@ -30,7 +30,7 @@ def make_detector(cfg: PeopleConfig):
             from .blazepose import BlazePose
 
             return BlazePose(num_threads=cfg.num_threads, min_score=cfg.min_score, mask_threshold=cfg.mask_threshold,
-                             max_people=cfg.max_people)
+                             max_people=cfg.max_people, segmentation=cfg.segmentation)
         except BackendUnavailableError as exc:
             if cfg.detector == "mediapipe":
                 raise

@@ -2,7 +2,7 @@
 mask for detectors that only give boxes. Masks are [H, W] bool in frame pixels."""
 from __future__ import annotations
 
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -82,6 +82,59 @@ def separate_masks(masks: List[np.ndarray], keypoints: List[np.ndarray], thresho
         lose = owner != i
         n[ys[lose], xs[lose]] = False
         out.append(n)
+    return out
+
+
+def fuse_person_masks(person_logits: Sequence[np.ndarray], group_logit: Optional[np.ndarray],
+                      keypoints: Sequence[np.ndarray], regions: Sequence[np.ndarray],
+                      threshold: float = 0.0) -> List[np.ndarray]:
+    """Per-person masks from several segmentations of one frame. ``person_logits``: [H, W] person
+    logits from each person's own ROI (BlazePose mask, selfie model on the ROI, ... already
+    max-combined); ``group_logit``: [H, W] logits of a segmentation covering everyone (or None);
+    ``keypoints``: [33, 3] per person; ``regions``: [H, W] bool per person (their ROI: a person's
+    mask never leaves it). The union of all evidence (max of the logits > ``threshold``) is split
+    between people: each claims the union inside their region, pixels claimed by several go to
+    the nearest skeleton (``separate_masks``). Returns [H, W] bool per person."""
+    if not len(person_logits):
+        return []
+    fused = np.max(np.stack(list(person_logits) + ([group_logit] if group_logit is not None else [])), axis=0)
+    union = fused > threshold
+    claims = [union & r for r in regions]
+    return separate_masks(claims, list(keypoints))
+
+
+def fuse_person_masks_reference(person_logits, group_logit, keypoints, regions, threshold: float = 0.0,
+                                kp_threshold: float = 0.2) -> List[np.ndarray]:
+    """Slow twin of ``fuse_person_masks`` for tests: pixel by pixel, exact full-resolution
+    point-to-segment distances to each claiming person's limbs (confident points when no limb)."""
+    h, w = person_logits[0].shape
+    srcs = list(person_logits) + ([group_logit] if group_logit is not None else [])
+    out = [np.zeros((h, w), bool) for _ in person_logits]
+    segs = []
+    for k in keypoints:
+        s = [(k[a, :2], k[b, :2]) for a, b in SKELETON_LIMBS if k[a, 2] > kp_threshold and k[b, 2] > kp_threshold]
+        if not s:
+            s = [(p[:2], p[:2]) for p in k if p[2] > kp_threshold]
+        segs.append(s)
+
+    def dist(p, s):
+        best = np.inf
+        for a, b in s:
+            ab = b - a
+            t = 0.0 if not ab.any() else float(np.clip(np.dot(p - a, ab) / np.dot(ab, ab), 0.0, 1.0))
+            best = min(best, float(np.hypot(*(a + t * ab - p))))
+        return best
+
+    for y in range(h):
+        for x in range(w):
+            if max(float(s[y, x]) for s in srcs) <= threshold:
+                continue
+            who = [i for i, r in enumerate(regions) if r[y, x]]
+            if len(who) == 1:
+                out[who[0]][y, x] = True
+            elif who:
+                p = np.array([x + 0.5, y + 0.5])
+                out[min(who, key=lambda i: dist(p, segs[i]))][y, x] = True
     return out
 
 
