@@ -51,9 +51,7 @@ def load_model(checkpoint: Optional[Union[str, "os.PathLike[str]"]] = None, devi
 
     path = os.fspath(checkpoint)
     load_embedded = _embedded_loader()
-    if load_embedded is not None and os.path.isfile(path) and not _looks_like_torch(path):
-        return load_embedded(path, device)
-    obj = load_checkpoint(path)
+    obj = load_checkpoint(path)  # safe for any kind; its one-line errors cover broken files
     if is_pifuhd_container(obj):
         return model_from_checkpoint(pifuhd_from_object(obj, path), device=device)
     if load_embedded is not None:
@@ -82,17 +80,13 @@ def check_device(device: Any):
 
 
 def _embedded_loader():
+    import importlib
+
     try:
-        from . import embedded
+        embedded = importlib.import_module(f"{__package__}.embedded")
     except ImportError:
         return None
     return getattr(embedded, "load_embedded", None)
-
-
-def _looks_like_torch(path: str) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(4)
-    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def resolve_image(image_or_path: Any) -> np.ndarray:

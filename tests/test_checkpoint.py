@@ -226,3 +226,21 @@ def test_loading_does_not_touch_global_safe_globals(tmp_path):
     assert argparse.Namespace not in torch.serialization.get_safe_globals()
     with pytest.raises(pickle.UnpicklingError):
         torch.load(_tiny(tmp_path, False), weights_only=True)
+
+
+def test_non_pifuhd_checkpoint_is_handed_to_the_embedded_loader(tmp_path, monkeypatch):
+    import types
+
+    calls = []
+    fake = types.ModuleType("streamrecon.embedded")
+    fake.load_default = lambda device="cpu": "default"
+    fake.load_embedded = lambda path, device="cpu": calls.append((str(path), str(device))) or "embedded"
+    monkeypatch.setitem(sys.modules, "streamrecon.embedded", fake)
+    path = tmp_path / "other.pt"
+    torch.save({"config": {"width": 8}, "state_dict": {"w": torch.zeros(2)}}, path)
+    assert load_model(path) == "embedded" and calls == [(str(path), "cpu")]
+    # broken or hostile files never reach it: our safe loader answers first
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_model(path)
+    assert len(calls) == 1
