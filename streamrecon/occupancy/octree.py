@@ -89,13 +89,16 @@ def interp_from_parent(parent: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     odd = q & 1
     npar = parent.shape[0]
     flat = parent.reshape(-1)
+    base = _lin(lo, npar)
+    ox, oy, oz = odd[:, 0] * (npar * npar), odd[:, 1] * npar, odd[:, 2]
+    # c index = dx*4 + dy*2 + dz: the support corner (lo + (dx, dy, dz) * odd)
     c = []
     for dx in (0, 1):
+        bx = base + ox if dx else base
         for dy in (0, 1):
-            for dz in (0, 1):
-                p = lo + odd * torch.tensor([dx, dy, dz], device=q.device)
-                c.append(flat[_lin(p, npar)])
-    # c index = dx*4 + dy*2 + dz
+            by = bx + oy if dy else bx
+            c.append(flat[by])
+            c.append(flat[by + oz])
     cx = [(c[0 + r] + c[4 + r]) * 0.5 for r in range(4)]  # over dx -> index dy*2 + dz
     cy = [(cx[0 + r] + cx[2 + r]) * 0.5 for r in range(2)]  # over dy -> index dz
     return (cy[0] + cy[1]) * 0.5
@@ -177,8 +180,10 @@ class OctreeOccupancy:
         for s in range(0, len(ijk), step):
             part = ijk[s : s + step]
             found, pos = self._exact.find(_lin(part, n1))
-            v = interp_from_parent(self.parent, part)
+            v = torch.empty(len(part), dtype=torch.float32, device=self.device)
             v[found] = self.vals[pos[found]]
+            miss = ~found
+            v[miss] = interp_from_parent(self.parent, part[miss])
             out[s : s + step] = v
         return out
 
@@ -207,23 +212,39 @@ class OctreeOccupancy:
             out[i0:i1] = self.values_slab(i0, i1).cpu().numpy()
         return out
 
+    def _side_of_keys(self, q: torch.Tensor) -> torch.Tensor:
+        """Side (> level) of finest-lattice points by linear key. An interpolated point's support
+        always lies on one side (points with a mixed support are always queried), so its side is
+        the side of any support point: one parent gather instead of an interpolation."""
+        n1, npar = self.extent + 1, self.parent.shape[0]
+        found, pos = self._exact.find(q)
+        side = torch.empty(len(q), dtype=torch.bool, device=self.device)
+        side[found] = self.vals[pos[found]] > self.level
+        miss = q[~found]
+        lo = _unlin(miss, n1) >> 1
+        side[~found] = self.parent.reshape(-1)[_lin(lo, npar)] > self.level
+        return side
+
     def surface_cells(self) -> torch.Tensor:
         """Cells [M, 3] in [0, N-2]^3 with a crossed edge, found from the queried points only
-        (every crossed edge has a queried endpoint: interpolated neighbours share their side)."""
+        (every crossed edge has a queried endpoint: interpolated neighbours share their side).
+        Works on linear keys: the +/- neighbour along an axis is key +/- stride."""
         n, n1 = self.resolution, self.extent + 1
-        p = _unlin(self.keys, n1)
+        keys = self.keys
         s = self.vals > self.level
         cells = []
-        for axis in range(3):
-            e = torch.zeros(3, dtype=torch.int64, device=self.device)
-            e[axis] = 1
-            for sign in (1, -1):
-                q = p + sign * e
-                ok = _in_range(q, self.extent)
-                qq = q[ok]
-                cross = (self.values_at(qq) > self.level) != s[ok]
-                lower = (p[ok] if sign == 1 else qq)[cross]
-                cells.append(_cells_of_edges(lower, axis))
+        for axis, stride in enumerate((n1 * n1, n1, 1)):
+            coord = (keys // stride) % n1
+            # + neighbour: edges whose lower end is queried
+            ok = coord < self.extent
+            lower = keys[ok][(self._side_of_keys(keys[ok] + stride)) != s[ok]]
+            # - neighbour, only where it is interpolated (queried ones were covered above)
+            ok = coord > 0
+            q = keys[ok] - stride
+            found, _ = self._exact.find(q)
+            q, sq = q[~found], s[ok][~found]
+            lower = torch.cat((lower, q[self._side_of_keys(q) != sq]))
+            cells.append(_cells_of_edges(_unlin(lower, n1), axis))
         c = torch.cat(cells)
         c = c[_in_range(c, n - 2)]
         return _unlin(torch.unique(_lin(c, n)), n)
@@ -232,10 +253,13 @@ class OctreeOccupancy:
         off = torch.as_tensor(CORNER_OFFSETS, device=self.device)
         cells = cells.to(self.device)
         out = torch.empty((len(cells), 8), dtype=torch.float32, device=self.device)
-        step = 1 << 16
+        step = 1 << 17
+        n1 = self.extent + 1
         for s in range(0, len(cells), step):
-            c = (cells[s : s + step, None, :] + off[None]).reshape(-1, 3)
-            out[s : s + step] = self.values_at(c).reshape(-1, 8)
+            # neighbouring cells share corners: look each corner up once
+            c = _lin((cells[s : s + step, None, :] + off[None]).reshape(-1, 3), n1)
+            u, inv = torch.unique(c, return_inverse=True)
+            out[s : s + step] = self.values_at(_unlin(u, n1))[inv].reshape(-1, 8)
         return out
 
 
