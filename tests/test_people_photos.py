@@ -54,14 +54,14 @@ def test_one_person_in_each_photo(name):
           f"mask {frac:.2f}")
 
 
-def _labelme_instances(stem):
+def _labelme_instances(stem, with_held=False):
     path = LABELME / f"{stem}.json"
     if not path.exists():
         pytest.skip("labelme examples absent: `apt-get install labelme-examples` (Debian) provides them")
     d = json.loads(path.read_text())
     img = _rgb(LABELME / d["imagePath"])
     h, w = img.shape[:2]
-    inst, ignore = {}, np.zeros((h, w), np.uint8)
+    inst, ignore, held = {}, np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
     for k, s in enumerate(d["shapes"]):
         m = np.zeros((h, w), np.uint8)
         cv2.fillPoly(m, [np.round(np.asarray(s["points"])).astype(np.int32)], 1)
@@ -70,40 +70,47 @@ def _labelme_instances(stem):
             inst[key] = inst.get(key, 0) | m
         elif s["label"] == "__ignore__":
             ignore |= m
+        elif s["label"] == "bottle":  # held in a hand, in front of the body
+            held |= m
+    if with_held:
+        return img, [v.astype(bool) for v in inst.values()], ignore.astype(bool), held.astype(bool)
     return img, [v.astype(bool) for v in inst.values()], ignore.astype(bool)
 
 
 def _labelme_scores(finder, stem):
-    """(people found, best IoU per hand-made person mask, all-people IoU) on one labelme photo."""
+    """(people found, best IoU per hand-made person mask, all-people IoU, the same per person with
+    held objects not counted) on one labelme photo."""
     finder.reset()
-    img, gts, ign = _labelme_instances(stem)
+    img, gts, ign, held = _labelme_instances(stem, with_held=True)
     people = finder.find(_still(img))
     best = [max([mask_iou(p.mask, g, ign) for p in people] or [0.0]) for g in gts]
+    best_held = [max([mask_iou(p.mask, g, ign | held) for p in people] or [0.0]) for g in gts]
     union = mask_iou(np.any([p.mask for p in people], 0), np.any(gts, 0), ign) if people else 0.0
-    return len(people), best, union
+    return len(people), best, union, best_held
 
 
 def test_labelme_masks_iou():
     """Person masks (default ``segmentation='fused'``) against the hand-made labelme masks:
-    all-people IoU >= 0.85 on both photos, and >= 0.85 for the man fully in view.
+    all-people IoU >= 0.85 on both photos, and >= 0.85 for each man of 2011_000003.
 
     2011_000003: two crouching men; the right one is cut by the image edge and holds a bottle
-    (labelled 'bottle', so counted against his mask): reported, guarded lower. 2011_000006: three
-    women pressed together on a sofa (+ a tiny one far behind, never found): BlazePose's skeletons
-    of the three mix up their bodies, so the split between them is poor (reported, guarded low);
-    the union is what the network's background removal sees. The BlazePose-only masks
-    (``segmentation='pose'``) are measured beside them and must be worse."""
+    that labelme labels 'bottle' (the person mask includes it, as a silhouette should): his IoU
+    is asserted >= 0.85 with the bottle's pixels not counted, and reported (guarded >= 0.8) with
+    them. 2011_000006: three women pressed together on a sofa (+ a tiny one far behind, never
+    found): BlazePose's skeletons of the three mix up their bodies, so the split between them is
+    poor (reported, guarded low); the union is what background removal sees. The BlazePose-only
+    masks (``segmentation='pose'``) are measured beside them and must be worse."""
     fused, pose = _finder(max_people=6), _finder(max_people=6, segmentation="pose")
     stats = {}
     for stem in ("2011_000003", "2011_000006"):
         for name, finder in (("pose", pose), ("fused", fused)):
-            n, best, union = stats[stem, name] = _labelme_scores(finder, stem)
-            print(f"labelme {stem} [{name}]: {n} found, per-person IoU {[round(b, 3) for b in best]}, "
-                  f"all-people IoU {union:.3f}")
-    n, best, union = stats["2011_000003", "fused"]
+            n, best, union, best_held = stats[stem, name] = _labelme_scores(finder, stem)
+            print(f"labelme {stem} [{name}]: {n} found, per-person IoU {[round(b, 3) for b in best]} "
+                  f"(held bottle not counted: {[round(b, 3) for b in best_held]}), all-people IoU {union:.3f}")
+    n, best, union, best_held = stats["2011_000003", "fused"]
     assert n == 2
-    assert union >= 0.85 and best[0] >= 0.85 and best[1] >= 0.75
-    n, best, union = stats["2011_000006", "fused"]
+    assert union >= 0.85 and best[0] >= 0.85 and best[1] >= 0.8 and min(best_held) >= 0.85
+    n, best, union, _ = stats["2011_000006", "fused"]
     assert n == 3 and union >= 0.85
     women = sorted(best)[1:]  # the tiny fourth person is never found
     assert all(b >= lo for b, lo in zip(women, (0.2, 0.4, 0.6))), f"the three women's masks: {women}"

@@ -363,8 +363,9 @@ class BlazePose:
 
 
     def _fuse_masks(self, image: np.ndarray, cands: List[Candidate]) -> None:
-        """Replace the candidates' masks by the fused ones (``segmentation.fuse_person_masks``):
-        BlazePose ROI mask, selfie model on each ROI and on one square crop around everyone."""
+        """Replace the candidates' masks by fused ones (``segmentation.fuse_person_masks``): per
+        person, the max of the BlazePose ROI mask logits and of the selfie model run on the ROI
+        and on a square crop around the person's box; pixels split by nearest skeleton."""
         import cv2
 
         from .segmentation import fuse_person_masks
@@ -373,14 +374,16 @@ class BlazePose:
         h, w = image.shape[:2]
         own, regions = [], []
         for c in cands:
-            m = roi_matrix(c.meta["roi"])
-            own.append(np.maximum(c.meta["mask_logit"], self._selfie.logits(image, m)))
+            crops = [roi_matrix(c.meta["roi"]), group_matrix([c.box])]
+            logit = c.meta["mask_logit"]
             region = np.zeros((h, w), np.uint8)
-            cv2.fillConvexPoly(region, np.round(roi_polygon(m)).astype(np.int32), 1)
+            for m in crops:
+                logit = np.maximum(logit, self._selfie.logits(image, m))
+                cv2.fillConvexPoly(region, np.round(roi_polygon(m)).astype(np.int32), 1)
+            own.append(logit)
             regions.append(region.astype(bool))
-        group = self._selfie.logits(image, group_matrix([c.box for c in cands]))
         thr = logit_threshold(self.mask_threshold)
-        for c, m in zip(cands, fuse_person_masks(own, group, [c.keypoints for c in cands], regions, thr)):
+        for c, m in zip(cands, fuse_person_masks(own, None, [c.keypoints for c in cands], regions, thr)):
             c.mask = m
 
 

@@ -94,8 +94,11 @@ class SelfieSegmenter:
 
         h, w = image.shape[:2]
         m = np.asarray(tensor_to_frame, np.float64)
+        # parts of the crop outside the frame repeat its edge pixels: black padding makes the model
+        # mark background next to the person (grass below the tripod in camera.png, the wall
+        # beside the astronaut's head), edge-replication does not
         crop = cv2.warpAffine(image, invert_affine(m), (SIZE, SIZE), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+                              borderMode=cv2.BORDER_REPLICATE)
         logit = prob_to_logit(self.crop_prob(crop))
         return cv2.warpAffine(logit, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                               borderValue=MIN_LOGIT)
