@@ -53,12 +53,14 @@ def separate_masks(masks: List[np.ndarray], keypoints: List[np.ndarray], thresho
     claims = np.zeros((h, w), np.uint8)
     for m in masks:
         claims += m
-    ys, xs = np.nonzero(claims > 1)
-    if len(xs) == 0:
+    lin = np.flatnonzero(claims > 1)  # contested pixels, flat indices
+    if len(lin) == 0:
         return [m.copy() for m in masks]
+    ys, xs = np.divmod(lin, w)
     # distances on a grid of at most ~160 px a side: ownership only needs to be right to a few px
     s = min(1.0, 160.0 / max(h, w))
     sh, sw = max(1, int(np.ceil(h * s))), max(1, int(np.ceil(w * s)))
+    cell = np.minimum((ys * s).astype(np.intp), sh - 1) * sw + np.minimum((xs * s).astype(np.intp), sw - 1)
     dists = []
     for k in keypoints:
         canvas = np.full((sh, sw), 255, np.uint8)
@@ -72,15 +74,14 @@ def separate_masks(masks: List[np.ndarray], keypoints: List[np.ndarray], thresho
                     canvas[int(y * s), int(x * s)] = 0
         d = (cv2.distanceTransform(canvas, cv2.DIST_L2, 3) if canvas.min() == 0
              else np.full((sh, sw), np.inf, np.float32))
-        dists.append(d[np.minimum((ys * s).astype(int), sh - 1), np.minimum((xs * s).astype(int), sw - 1)])
+        dists.append(d.ravel()[cell])
     d = np.stack(dists)  # [people, contested pixels]
-    d[~np.stack([m[ys, xs] for m in masks])] = np.inf  # only people claiming the pixel compete
+    d[~np.stack([np.ascontiguousarray(m).ravel()[lin] for m in masks])] = np.inf  # only claimants compete
     owner = np.argmin(d, axis=0)
     out = []
     for i, m in enumerate(masks):
-        n = m.copy()
-        lose = owner != i
-        n[ys[lose], xs[lose]] = False
+        n = np.array(m, copy=True, order="C")
+        n.ravel()[lin[owner != i]] = False
         out.append(n)
     return out
 
