@@ -158,6 +158,12 @@ def test_two_people_keep_their_ids():
         people = finder.find(frame)
         assert len(people) == 2, f"frame {frame.index}: {len(people)} people"
         seen.append({p.person_id: p.rect[0] + p.rect[2] / 2 for p in people})
+        # each person's mask is theirs alone and lies on their half (the mirror line is x = 256)
+        a, b = sorted(people, key=lambda p: p.keypoints[0, 0])
+        assert not (a.mask & b.mask).any()
+        for p, half in ((a, slice(0, 256)), (b, slice(256, None))):
+            inside = p.mask[:, half].sum() / max(p.mask.sum(), 1)
+            assert inside > 0.95 and p.mask[:, half].mean() > 0.3, f"frame {frame.index}: mask {inside:.2f} on its half"
     assert all(set(s) == set(seen[0]) for s in seen), f"ids changed: {[sorted(s) for s in seen]}"
     left = min(seen[0], key=seen[0].get)
     assert all(min(s, key=s.get) == left for s in seen), "the left person's id moved to the other person"
