@@ -48,9 +48,9 @@ class PeopleConfig:
 
     segmentation: str = "fused"
     """Person masks (mediapipe detector): ``pose`` = BlazePose's mask from each person's ROI alone;
-    ``fused`` = also mediapipe's selfie-segmentation model on each ROI and on one square crop
-    around all people (max of the logits; pixels split between people by nearest skeleton): mask
-    IoU 0.86-0.88 vs 0.71-0.79 on the labelme photos, ~3 ms more per person."""
+    ``fused`` = also mediapipe's selfie-segmentation model on each person's ROI and on a square
+    around their box (max of the logits; pixels split between people by nearest skeleton): mask
+    IoU 0.87-0.88 vs 0.71-0.79 on the labelme photos, ~10 ms more per person."""
 
     track_iou: float = 0.3
     """A detection keeps the id of the previous-frame person it overlaps most if IoU >= this."""

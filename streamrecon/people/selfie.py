@@ -3,9 +3,10 @@ bundled in the same ``mediapipe==0.10.21`` wheel as the BlazePose models), run b
 
 The model takes a 256x256 RGB image in [0, 1] and returns a 256x256 person probability for every
 person in view. It is trained on people filling the frame, so it is run on crops: each person's
-BlazePose ROI and one square crop around all people (see ``group_matrix``). Its output is used as
-logits, warped back to frame pixels (``SelfieSegmenter.logits``), and fused with the BlazePose
-ROI masks in ``segmentation.fuse_person_masks``.
+BlazePose ROI and a square around the person's box (see ``group_matrix``), edge-replicated where
+they leave the frame. Its output is used as logits, warped back to frame pixels
+(``SelfieSegmenter.logits``), and fused with the BlazePose ROI masks in
+``segmentation.fuse_person_masks``.
 
 Measured on the labelme examples (docs/people.md): the BlazePose ROI mask alone misses limbs cut
 by the ROI or the image edge and bleeds onto furniture in crowded ROIs; the fused mask holds
