@@ -158,3 +158,36 @@ def test_viewer_under_xvfb_shows_mesh_and_label(xvfb, tmp_path):
     assert abs(cx - png.shape[1] / 2) < png.shape[1] / 4 and abs(cy - png.shape[0] / 2) < png.shape[0] / 4
     if os.environ.get("STREAMRECON_SAVE_SCREENSHOTS"):
         shutil.copy(shot, os.path.join(os.environ["STREAMRECON_SAVE_SCREENSHOTS"], "viewer_screenshot.png"))
+
+
+def _processes_with(text):
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmd:
+                found.append((int(pid), cmd))
+    return found
+
+
+def test_live_view_opens_viewer_and_leaves_no_process(xvfb, tmp_path):
+    """`live --view` starts the viewer on its stream; at the end both are gone."""
+    import socket
+
+    display, _ = xvfb
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        addr = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    env = {**os.environ, "DISPLAY": display}
+    r = subprocess.run([sys.executable, "-m", "streamrecon.cli", "live", "synthetic:frames=0,size=96x96,fps=30",
+                        "--model", "synthetic", "--view", "--duration", "6", "--publish", addr],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "showed" in r.stderr  # the viewer's own summary: it received meshes and left on end of stream
+    shown = int(r.stderr.split("showed ")[1].split()[0])
+    assert shown > 0
+    time.sleep(0.2)
+    assert _processes_with(f"--connect {addr}") == []
