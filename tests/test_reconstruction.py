@@ -1,0 +1,68 @@
+"""reconstruct_person: encode once, octree (or dense) + marching cubes + cleanup + normals/colours,
+in the requested frame."""
+import numpy as np
+import pytest
+
+from streamrecon.mesh.normals import mesh_area_volume
+from streamrecon.reconstruction import ReconConfig, reconstruct_person
+from streamrecon.synthetic import SphereModel
+
+
+class CountingModel(SphereModel):
+    def __init__(self):
+        super().__init__()
+        self.encodes = 0
+        self.points = 0
+
+    def encode(self, image, rect, mask=None):
+        self.encodes += 1
+        return super().encode(image, rect, mask)
+
+    def query(self, features, points):
+        self.points += len(points)
+        return super().query(features, points)
+
+
+def _image():
+    import cv2
+
+    img = np.zeros((120, 160, 3), np.uint8)
+    cv2.circle(img, (80, 60), 30, (255, 200, 100), -1)
+    return img
+
+
+def test_octree_and_dense_give_the_same_mesh():
+    img, rect = _image(), (20.0, 0.0, 120.0, 120.0)
+    m = CountingModel()
+    a = reconstruct_person(m, img, rect, cfg=ReconConfig(resolution=64))
+    assert m.encodes == 1 and m.points == a.meta["num_queries"] < 64**3 / 2
+    b = reconstruct_person(m, img, rect, cfg=ReconConfig(resolution=64, evaluator="dense"))
+    assert b.meta["num_queries"] == 64**3
+    assert a.num_vertices == b.num_vertices and a.num_faces == b.num_faces
+    va = a.vertices[np.lexsort(a.vertices.T[::-1])]
+    vb = b.vertices[np.lexsort(b.vertices.T[::-1])]
+    assert np.abs(va - vb).max() <= 1e-6
+    assert a.frame == "crop" and a.normals is not None and a.colors is None
+    assert {"encode_s", "octree_s", "mc_s", "cleanup_s", "normals_s"} <= set(a.meta["timings"])
+
+
+def test_image_frame_with_colours():
+    img, rect = _image(), (20.0, 0.0, 120.0, 120.0)
+    mesh = reconstruct_person(SphereModel(), img, rect, cfg=ReconConfig(resolution=48, frame="image", colors=True))
+    assert mesh.frame == "image" and tuple(mesh.rect) == rect
+    # the disc of radius 30 px around (80, 60): a ball of the same radius in pixels
+    c = mesh.vertices.mean(0)
+    assert abs(c[0] - 80) < 1.5 and abs(c[1] - 60) < 1.5 and abs(c[2]) < 1.5
+    assert abs(np.linalg.norm(mesh.vertices - c, axis=1).mean() - 30) < 1.5
+    assert mesh_area_volume(mesh.vertices, mesh.faces)[1] > 0  # still outward after the y flip
+    # front-view colours: vertices inside the disc's silhouette read the disc colour
+    assert (np.abs(mesh.colors.astype(int) - [255, 200, 100]).max(1) <= 60).mean() > 0.8
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="evaluator"):
+        ReconConfig(evaluator="magic")
+    with pytest.raises(ValueError, match="frame"):
+        ReconConfig(frame="world")
+    with pytest.raises(ValueError, match="image"):
+        reconstruct_person(SphereModel(), np.zeros((4, 4)), (0, 0, 4, 4))
