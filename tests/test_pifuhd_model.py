@@ -267,15 +267,22 @@ def test_small_config_builds_like_fixture_state_dict():
 def test_cuda_model_matches_reference(pre, points):
     from streamrecon.checkpoint import load_pifuhd_model
 
-    m = load_pifuhd_model(FIX / "pifuhd_small.pt", device="cuda")
-    f = m.encode_tensors(pre.img_512, pre.img)
-    assert f.fine.device.type == "cuda"
-    occ = m.query(f, points.cuda()).cpu().numpy()
-    # TF32/cuDNN kernels differ from the CPU reference more than CPU BLAS does
-    np.testing.assert_allclose(occ, np.load(FIX / "pred_fine.npy"), atol=2e-3, rtol=0)
-    mesh = reconstruct_reference(m, f, ReferenceReconConfig(resolution=128))
+    # TF32 (on by default for cuDNN convolutions) keeps a 10-bit mantissa: with it, occupancies
+    # drift ~1e-3 and the octree takes other branches (8,617 vertices instead of 8,501 on an H100).
+    # True fp32 on the GPU must match the reference like the CPU does.
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        m = load_pifuhd_model(FIX / "pifuhd_small.pt", device="cuda")
+        f = m.encode_tensors(pre.img_512, pre.img)
+        assert f.fine.device.type == "cuda"
+        occ = m.query(f, points.cuda()).cpu().numpy()
+        np.testing.assert_allclose(occ, np.load(FIX / "pred_fine.npy"), atol=1e-4, rtol=0)
+        mesh = reconstruct_reference(m, f, ReferenceReconConfig(resolution=128))
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
     ref = read_obj(FIX / "mesh_res128.obj")
-    assert abs(mesh.num_vertices - ref.num_vertices) <= 0.01 * ref.num_vertices
+    assert abs(mesh.num_vertices - ref.num_vertices) <= 0.002 * ref.num_vertices
 
 
 @pytest.mark.parametrize("res", [8, 17])
