@@ -86,6 +86,7 @@ class Pipeline:
         self._failure: Optional[Tuple[str, BaseException, Any]] = None
         self._lock = threading.Lock()
         self._started = False
+        self._stopped = False
         self.left_running: List[str] = []
 
     @property
@@ -189,6 +190,9 @@ class Pipeline:
     def stop(self) -> None:
         """Set the stop event, abort every queue and join the threads (bounded wait). Idempotent."""
         self.stop_event.set()
+        if self._stopped:
+            return  # joined (or given up on) once already: a second bounded wait would add up
+        self._stopped = True
         for q in self._queues:
             q.abort()
         deadline = time.monotonic() + self.config.join_timeout_s

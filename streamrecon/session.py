@@ -31,12 +31,30 @@ def run_session(
     on_result: Optional[Callable] = None,
     stats: Optional[RunStats] = None,
     stop_event=None,
+    graceful_sigint: bool = False,
 ) -> SessionResult:
     """Run until the source ends (or ``pipe_cfg.max_frames``), Ctrl-C, or a stage fails (its error
     is re-raised after shutdown). Each ``FrameResult`` is written, then published, then handed to
     ``on_result(result, latency_s)``. The summary goes into the manifest in every case. Setting
-    ``stop_event`` (any thread) ends the session gracefully."""
+    ``stop_event`` (any thread) ends the session gracefully. With ``graceful_sigint`` (the CLI, on
+    the main thread) the first Ctrl-C sets the stop event instead of raising: results already
+    finished are still written, the summary matches the files, and the run ends within the
+    pipeline's join timeout even if a frame is mid-reconstruction; a second Ctrl-C raises."""
+    import signal
+    import threading
+
     stats = stats or RunStats()
+    stop_event = stop_event or threading.Event()
+    sigint = {"hit": False}
+    previous = None
+    if graceful_sigint and threading.current_thread() is threading.main_thread():
+        def on_sigint(signum, frame):
+            if sigint["hit"]:
+                raise KeyboardInterrupt
+            sigint["hit"] = True
+            stop_event.set()
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
     pipeline = Pipeline(source, [("recon", stage)], pipe_cfg, stop_event=stop_event)
     interrupted = False
     t0 = time.monotonic()
@@ -59,6 +77,9 @@ def run_session(
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        interrupted = interrupted or sigint["hit"]
         pipeline.stop()
         summary = stats.summary(pipeline.frames_in, pipeline.dropped, time.monotonic() - t0)
         if publisher is not None:

@@ -71,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
         started = True
         try:
             res = run_session(source, stage, pipeline_config(args), writer=writer, publisher=publisher,
-                              on_result=on_result, stop_event=stop)
+                              on_result=on_result, stop_event=stop, graceful_sigint=True)
         finally:
             bar.close()
     finally:

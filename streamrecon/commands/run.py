@@ -65,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
 
         started = True
         try:
-            res = run_session(source, stage, pipeline_config(args), writer=writer, publisher=publisher, on_result=on_result)
+            res = run_session(source, stage, pipeline_config(args), writer=writer, publisher=publisher, on_result=on_result, graceful_sigint=True)
         finally:
             if bar is not None:
                 bar.close()
