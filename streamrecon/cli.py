@@ -27,6 +27,7 @@ COMMANDS = (
     "detect",
     "bench",
     "train",
+    "eval-model",
     "evaluate",
     "engines",
 )
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        name = name.replace("-", "_")  # "eval-model" lives in commands/eval_model.py
         try:
             module = importlib.import_module(f"streamrecon.commands.{name}")
         except ModuleNotFoundError as exc:

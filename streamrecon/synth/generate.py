@@ -43,6 +43,9 @@ class SynthConfig:
     """dress the bodies (shells, skirts, hair)"""
     max_pose_tries: int = 20
     """poses drawn before falling back to a calmer pose when all self-intersect"""
+    max_yaw_deg: float = 180.0
+    """yaw range of the views: uniform in [-max, max] degrees (0 = the person faces the camera);
+    180 = all around, with the views stratified around the circle"""
     normals: bool = False
     """also render normal maps (stored as int8 in shards)"""
     cache: Optional[str] = None
@@ -111,7 +114,10 @@ def make_subject(seed: np.random.SeedSequence, cfg: SynthConfig = SynthConfig())
     yaw0 = rng.uniform(0, 2 * np.pi)
     cams, masks, normals = [], [], []
     for k in range(cfg.views):
-        yaw = yaw0 + 2 * np.pi * (k + rng.uniform(-0.3, 0.3)) / cfg.views
+        if cfg.max_yaw_deg >= 180:
+            yaw = yaw0 + 2 * np.pi * (k + rng.uniform(-0.3, 0.3)) / cfg.views
+        else:
+            yaw = np.deg2rad(rng.uniform(-cfg.max_yaw_deg, cfg.max_yaw_deg))
         cam = camera.make_camera(verts, yaw, rng)
         v, f = to_crop(cam, verts, faces)
         r = render.render(v, f, cfg.res)

@@ -6,6 +6,10 @@ same code feeds a CPU run and a GPU run, without a loader process. An item is on
 (subject, view): the view's silhouette as the network input, the subject's labelled points mapped
 into that view's crop frame, and silhouette rays (pixels with their mask value) for the
 image-space loss. Held-out bodies never enter here (they come from another seed stream).
+
+Only views whose yaw is within ``max_yaw_deg`` (default 90: the person faces the camera, possibly
+turned sideways) are used: from a silhouette alone a person facing the camera and one facing away
+are nearly the same picture, and a model shown both learns their blurred average.
 """
 from __future__ import annotations
 
@@ -46,7 +50,9 @@ class ShardDataset:
     ``masks`` [S, V, R, R] bool, ``points`` [S, P, 3] float16 world metres, ``occ`` [S, P] bool,
     ``cams`` [S, V, 4, 4] float32 world -> crop."""
 
-    def __init__(self, root: Optional[Path] = None, files: Optional[List[Path]] = None, exclude: tuple = (), device="cpu"):
+    def __init__(self, root: Optional[Path] = None, files: Optional[List[Path]] = None, exclude: tuple = (), device="cpu",
+                 max_yaw_deg: float = 90.0):
+        self.max_yaw_deg = float(max_yaw_deg)
         self.root = Path(root) if root is not None else None
         self.fixed = [Path(f) for f in files] if files is not None else None
         self.exclude = set(Path(p).name for p in exclude)
@@ -86,6 +92,9 @@ class ShardDataset:
             new = True
         if new:
             self.masks, self.points, self.occ, self.cams = (torch.cat([p[k] for p in self._parts]) for k in ("masks", "points", "occ", "cams"))
+            v = self.cams.shape[1]
+            ok = (view_yaw(self.cams).abs() <= self.max_yaw_deg * np.pi / 180 + 1e-6).reshape(-1)
+            self.valid = torch.nonzero(ok)[:, 0]
         elif not self._parts:
             self.masks = None
         return self.num_subjects
@@ -95,15 +104,22 @@ class ShardDataset:
         return 0 if not self._parts else int(self.points.shape[0])
 
     def __len__(self) -> int:
-        return 0 if not self._parts else int(self.masks.shape[0] * self.masks.shape[1])
+        """Usable items: (subject, view) pairs within the yaw limit."""
+        return 0 if not self._parts else int(len(self.valid))
 
     def batch(self, gen: torch.Generator, batch: int, n_points: int, n_rays: int, in_res: int,
-              mask_noise: float = 0.3, items: Optional[torch.Tensor] = None) -> Batch:
-        """A random batch (``items``: flat (subject * V + view) indices to use instead of random)."""
+              mask_noise: float = 0.3, items: Optional[torch.Tensor] = None, flip: bool = True,
+              free: float = 0.125) -> Batch:
+        """A random batch (``items``: flat (subject * V + view) indices to use instead of random).
+        ``flip``: mirror half the items left-right (mask columns and point x): a mirrored person
+        is a person, which doubles the bodies seen. ``free``: share of extra points drawn in the
+        whole crop cube in front of or behind the body's depth range (from its inside points, with
+        a 5 cm margin), labelled empty: the stored samples only cover the body's bounding box,
+        while reconstruction queries the whole cube."""
         dev = self.device
         s, v, res, _ = self.masks.shape
         if items is None:
-            items = torch.randint(0, s * v, (batch,), generator=gen, device=dev)
+            items = self.valid[torch.randint(0, len(self.valid), (batch,), generator=gen, device=dev)]
         si, vi = items // v, items % v
         mask = self.masks[si, vi].float()  # [B, R, R]
         p_all = self.points.shape[1]
@@ -112,6 +128,20 @@ class ShardDataset:
         lab = torch.gather(self.occ[si], 1, sel).float()
         cam = self.cams[si, vi]
         pts = pts @ cam[:, :3, :3].transpose(1, 2) + cam[:, None, :3, 3]
+        n_free = int(round(free * n_points))
+        if n_free > 0:
+            inside = lab > 0.5
+            inf = torch.tensor(float("inf"), device=dev)
+            zlo = torch.where(inside, pts[..., 2], inf).amin(1, keepdim=True)
+            zhi = torch.where(inside, pts[..., 2], -inf).amax(1, keepdim=True)
+            margin = 0.05 * cam[:, :1, :3].norm(dim=-1)  # 5 cm in crop units (the camera's scale)
+            lo_len = (zlo - margin + 1).clamp(min=0)
+            hi_len = (1 - zhi - margin).clamp(min=0)
+            u = torch.rand(len(items), n_free, generator=gen, device=dev) * (lo_len + hi_len).clamp(min=1e-6)
+            z = torch.where(u < lo_len, -1 + u, zhi + margin + (u - lo_len))
+            xy = torch.rand(len(items), n_free, 2, generator=gen, device=dev) * 2 - 1
+            pts = torch.cat([pts, torch.cat([xy, z[..., None]], -1)], 1)
+            lab = torch.cat([lab, torch.zeros(len(items), n_free, device=dev)], 1)
         # Silhouette rays: half on the person (the k-th on-pixel, k uniform), half anywhere.
         flat = mask.reshape(len(items), -1)
         half = n_rays // 2
@@ -129,7 +159,19 @@ class ShardDataset:
             img = (F.interpolate(img, size=(in_res, in_res), mode="bilinear", align_corners=True) > 0.5).float()
         if mask_noise > 0:
             img = perturb_masks(img, gen, mask_noise)
+        if flip:
+            f = torch.rand(len(items), generator=gen, device=dev) < 0.5
+            img = torch.where(f[:, None, None, None], img.flip(-1), img)
+            sx = 1.0 - 2.0 * f.float()  # -1 where flipped
+            pts = torch.cat([pts[..., :1] * sx[:, None, None], pts[..., 1:]], -1)
+            rays = torch.cat([rays[..., :1] * sx[:, None, None], rays[..., 1:]], -1)
         return Batch(img, pts, lab, rays, ray_mask)
+
+
+def view_yaw(cams: torch.Tensor) -> torch.Tensor:
+    """[..., 4, 4] world -> crop cameras (``streamrecon.synth.camera``) -> [...] yaw in (-pi, pi]
+    (0: the person faces the camera)."""
+    return torch.atan2(-cams[..., 0, 1], cams[..., 0, 0])
 
 
 def perturb_masks(img: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:

@@ -51,7 +51,9 @@ class TrainConfig:
     sil_weight: float = 0.5
     """weight of the silhouette loss"""
     lr: float = 1e-3
-    """peak learning rate (cosine decay over the step budget when --steps is set)"""
+    """peak learning rate (cosine decay over --steps, else over --schedule-hours, else constant)"""
+    schedule_hours: float = 0.0
+    """length in training hours (summed over resumes) of the cosine learning-rate decay when --steps is 0"""
     threads: int = 1
     """torch CPU threads (the machine is shared)"""
     device: str = "cpu"
@@ -188,7 +190,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     val = ShardDataset(files=[seed_dir / VAL_SHARD], device=device)
     vgen = torch.Generator(device=device)
     vgen.manual_seed(12345)
-    val_batch = val.batch(vgen, min(32, len(val)), 4096, 8, net_cfg.in_res, mask_noise=0)
+    val_batch = val.batch(vgen, min(64, len(val)), 4096, 8, net_cfg.in_res, mask_noise=0, flip=False, free=0)
 
     torch.manual_seed(cfg.seed)
     net = EmbeddedNet(net_cfg).to(device)
@@ -215,9 +217,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 break
             if time.monotonic() - t0 >= budget:
                 break
+            frac = None
             if cfg.steps:
-                lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step / cfg.steps, 1.0)))
-                lr = max(lr, cfg.lr * 0.02)
+                frac = step / cfg.steps
+            elif cfg.schedule_hours > 0:
+                frac = (elapsed + time.monotonic() - t0) / (cfg.schedule_hours * 3600.0)
+            if frac is not None:
+                lr = max(cfg.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))), cfg.lr * 0.02)
                 for gparam in opt.param_groups:
                     gparam["lr"] = lr
             batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res)
@@ -232,6 +238,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 vs = validate(net, val_batch)
                 stats = {k: float(x) for k, x in stats.items()}
                 rec = {"step": step, "elapsed_s": elapsed + time.monotonic() - t0, **stats, **{f"val_{k}": x for k, x in vs.items()}, "subjects": data.num_subjects}
+                log.info("step %d: %s", step, " ".join(f"{k}={v:.4g}" for k, v in rec.items() if isinstance(v, float)))
                 logf.write(json.dumps(rec) + "\n")
                 logf.flush()
                 if vs["iou"] > best_iou:

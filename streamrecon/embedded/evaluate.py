@@ -1,0 +1,185 @@
+"""Evaluation of an implicit model on the fixed held-out synthetic set (bodies never seen in
+training: ``streamrecon.synth.generate.HELDOUT`` seed stream).
+
+Per subject (one view): the model reads the rendered silhouette (crop frame pixel grid), the
+occupancy is evaluated on the N^3 grid (the octree of ``streamrecon.occupancy`` when available,
+else a dense grid), marching cubes at 0.5 gives the mesh. The ground-truth surface is the outer
+surface of the dressed body (marching cubes of its exact winding-number occupancy on the same
+grid, evaluated with the same octree: garments overlap the body, so the raw triangle soup has
+inner surfaces that must not count). Metrics, with distances in cm (crop units / crop_per_metre):
+
+- Chamfer: mean of the two directed point-to-surface means (prediction <-> ground truth);
+- P2S: mean distance from the predicted surface to the ground truth (PIFu's P2S);
+- normal consistency: mean |n_pred . n_gt| at closest points, both directions averaged;
+- silhouette IoU: the predicted mesh's orthographic mask vs the input silhouette, at res x res.
+
+Needs the train extra (anny, libigl, trimesh, embreex) to build the held-out set once; the set is
+cached under ``<cache>/heldout/seed<S>``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Options of ``streamrecon eval-model``."""
+
+    subjects: int = 20
+    """held-out subjects (the first N of the held-out seed stream)"""
+    data_seed: int = 0
+    """seed of the held-out stream (match the training data seed)"""
+    resolution: int = 256
+    """grid points per axis for the reconstruction and the ground-truth surface"""
+    mask_res: int = 256
+    """silhouette resolution (network input and IoU)"""
+    samples: int = 20000
+    """surface samples per mesh for the distance metrics"""
+    max_yaw_deg: float = 90.0
+    """held-out views turn the person by a yaw uniform in [-max, max] degrees (the embedded model
+    assumes people face the camera within 90 degrees: see docs/embedded_model.md)"""
+    cache: Optional[str] = None
+    """cache root (default ~/.cache/streamrecon)"""
+
+
+def heldout_dir(cfg: EvalConfig) -> Path:
+    from ..synth.bodies import cache_dir
+
+    return cache_dir(cfg.cache) / "heldout" / f"seed{cfg.data_seed}"
+
+
+def load_heldout(cfg: EvalConfig, index: int) -> Dict[str, np.ndarray]:
+    """Held-out subject ``index`` (generated and cached on first use): ``vertices``/``faces`` in
+    the view's crop frame (outward), ``mask`` [R, R] bool, ``crop_per_metre``, ``height``."""
+    path = heldout_dir(cfg) / f"subject_{index:04d}_r{cfg.mask_res}_y{cfg.max_yaw_deg:g}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    from ..synth import generate as g
+
+    s = g.heldout_subject(cfg.data_seed, index, g.SynthConfig(res=cfg.mask_res, views=1, points=16, max_yaw_deg=cfg.max_yaw_deg, cache=cfg.cache))
+    v, f = g.to_crop(s.cameras[0], s.vertices, s.faces)
+    d = {"vertices": v.astype(np.float32), "faces": f.astype(np.int32), "mask": s.masks[0],
+         "crop_per_metre": np.float64(s.cameras[0].crop_per_metre), "height": np.float64(s.height)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **d)
+    tmp.replace(path)
+    return d
+
+
+def occupancy_volume(query_fn: Callable, resolution: int) -> np.ndarray:
+    """[N, N, N] float32 occupancy on the grid convention of ``streamrecon.occupancy.grid``
+    (index i <-> -1 + 2 i / N). Uses the octree when the occupancy package is there."""
+    import torch
+
+    try:
+        from ..occupancy import evaluate_octree
+    except ImportError:  # pragma: no cover - the octree ships with the package
+        evaluate_octree = None
+    if evaluate_octree is not None:
+        return evaluate_octree(query_fn, resolution).to_dense()
+    n = resolution
+    t = (2.0 * torch.arange(n, dtype=torch.float64) - n) / n
+    out = np.empty((n, n, n), np.float32)
+    for i in range(n):
+        yy, zz = torch.meshgrid(t, t, indexing="ij")
+        pts = torch.stack([torch.full_like(yy, float(t[i])), yy, zz], -1).reshape(-1, 3).float()
+        out[i] = query_fn(pts).reshape(n, n).cpu().numpy()
+    return out
+
+
+def marching_cubes(vol: np.ndarray, resolution: int):
+    """Mesh (vertices [V, 3] crop frame, faces [F, 3]) of ``vol`` at 0.5, or empty arrays."""
+    import mcubes
+
+    v, f = mcubes.marching_cubes(vol, 0.5)
+    return v * (2.0 / resolution) - 1.0, f.astype(np.int64)
+
+
+def winding_query(vertices: np.ndarray, faces: np.ndarray) -> Callable:
+    """A query function with the ground truth's exact occupancy (winding number > 0.5 -> 1)."""
+    import torch
+
+    from ..synth.labels import winding_number
+
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+
+    def q(points):
+        w = winding_number(v, f, points.detach().cpu().numpy().astype(np.float64))
+        return torch.from_numpy(np.clip(w, 0.0, 1.0).astype(np.float32))
+
+    return q
+
+
+def surface_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray):
+    """(distances [N], closest face index [N]) from ``points`` to the mesh (exact, libigl)."""
+    import igl
+
+    d2, fi, _ = igl.point_mesh_squared_distance(np.ascontiguousarray(points, np.float64),
+                                                np.ascontiguousarray(vertices, np.float64),
+                                                np.ascontiguousarray(faces, np.int64))
+    return np.sqrt(d2), fi
+
+
+def mesh_metrics(pred_v, pred_f, gt_v, gt_f, crop_per_metre: float, samples: int, rng) -> dict:
+    """Chamfer / P2S (cm) and normal consistency between two crop-frame meshes."""
+    from ..synth.labels import sample_surface
+    from ..synth.render import face_normals
+
+    if len(pred_f) == 0:
+        return {"chamfer_cm": float("nan"), "p2s_cm": float("nan"), "normal_consistency": float("nan")}
+    ps, pfi = sample_surface(pred_v, pred_f, samples, rng)
+    gs, gfi = sample_surface(gt_v, gt_f, samples, rng)
+    d_pg, c_pg = surface_distance(ps, gt_v, gt_f)
+    d_gp, c_gp = surface_distance(gs, pred_v, pred_f)
+    pn, gn = face_normals(pred_v, pred_f), face_normals(gt_v, gt_f)
+    nc = 0.5 * (np.abs((pn[pfi] * gn[c_pg]).sum(1)).mean() + np.abs((gn[gfi] * pn[c_gp]).sum(1)).mean())
+    to_cm = 100.0 / crop_per_metre
+    return {"chamfer_cm": float(0.5 * (d_pg.mean() + d_gp.mean()) * to_cm), "p2s_cm": float(d_pg.mean() * to_cm),
+            "normal_consistency": float(nc)}
+
+
+def silhouette_iou(vertices, faces, mask: np.ndarray) -> float:
+    from ..synth.render import render
+
+    if len(faces) == 0:
+        return 0.0
+    pred = render(np.asarray(vertices, np.float64), np.asarray(faces, np.int64), mask.shape[0]).mask
+    inter = np.logical_and(pred, mask).sum()
+    union = np.logical_or(pred, mask).sum()
+    return float(inter / max(union, 1))
+
+
+def evaluate_model(model, cfg: EvalConfig = EvalConfig(), progress: Optional[Callable] = None) -> dict:
+    """Metrics per subject and their means. ``model``: an ``EmbeddedModel`` (reads the mask)."""
+    rows: List[dict] = []
+    rng = np.random.default_rng(0)
+    for i in range(cfg.subjects):
+        s = load_heldout(cfg, i)
+        t0 = time.perf_counter()
+        feats = model.encode_crop(s["mask"].astype(np.float32))
+        vol = occupancy_volume(lambda p: model.query(feats, p), cfg.resolution)
+        pv, pf = marching_cubes(vol, cfg.resolution)
+        t_rec = time.perf_counter() - t0
+        gvol = occupancy_volume(winding_query(s["vertices"], s["faces"]), cfg.resolution)
+        gv, gf = marching_cubes(gvol, cfg.resolution)
+        row = {"subject": i, "height_m": float(s["height"]), "reconstruct_s": t_rec,
+               **mesh_metrics(pv, pf, gv, gf, float(s["crop_per_metre"]), cfg.samples, rng),
+               "silhouette_iou": silhouette_iou(pv, pf, s["mask"])}
+        rows.append(row)
+        log.info("subject %d: %s", i, row)
+        if progress is not None:
+            progress(1)
+    keys = ["chamfer_cm", "p2s_cm", "normal_consistency", "silhouette_iou", "reconstruct_s"]
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
+    return {"config": cfg.__dict__, "mean": mean, "subjects": rows}

@@ -1,0 +1,151 @@
+"""The embedded model: network invariants, its fast path vs slow twin, the file format, the
+shipped weights and the ImplicitModel adapter (crop mapping, mask fallback)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from streamrecon.embedded import model as em
+from streamrecon.embedded.net import EmbeddedNet, NetConfig
+from streamrecon.errors import CheckpointError, UserInputError
+from streamrecon.model_api import ImplicitModel
+
+class Evil:
+    """Pickled objects other than tensors and containers must be refused (weights_only)."""
+
+
+TINY = NetConfig(in_res=64, widths=(8, 8, 8, 8, 8), feat=16, mlp=(16,), z_freqs=3)
+
+
+def _blob(res=64):
+    m = np.zeros((res, res), np.float32)
+    m[8:56, 20:44] = 1
+    return m
+
+
+@pytest.fixture()
+def tiny():
+    torch.manual_seed(0)
+    net = EmbeddedNet(TINY)
+    for p in net.parameters():  # random non-trivial weights, as after training
+        p.data.normal_(0, 0.3)
+    return net.eval()
+
+
+def test_z_table_matches_exact_depth_term(tiny):
+    feats = tiny.encode(torch.from_numpy(_blob())[None, None])
+    pts = torch.rand(1, 5000, 3) * 2 - 1
+    with torch.no_grad():
+        fast = tiny.query(feats, pts)
+        slow = tiny.query(feats, pts, exact_z=True)
+    assert torch.allclose(fast, slow, atol=2e-3 * (1 + slow.abs().max()))
+    # the table is rebuilt after training changes the weights
+    tiny.train()
+    tiny.decoder.z_lin.bias.data += 1.0
+    tiny.eval()
+    with torch.no_grad():
+        assert torch.allclose(tiny.query(feats, pts), tiny.query(feats, pts, exact_z=True), atol=2e-3 * (1 + slow.abs().max()))
+
+
+def test_query_does_not_depend_on_chunking(tiny):
+    feats = tiny.encode(torch.from_numpy(_blob())[None, None])
+    pts = torch.rand(1, 3001, 3) * 2 - 1
+    with torch.no_grad():
+        whole = tiny.query(feats, pts)
+        parts = torch.cat([tiny.query(feats, pts[:, i : i + 700]) for i in range(0, 3001, 700)], 1)
+    assert torch.allclose(whole, parts, atol=1e-5)
+
+
+def test_pixel_alignment_reads_feature_at_x_minus_y(tiny):
+    """A point's mask term comes from the pixel at (x, -y): mask pixels on the top row are y = +1."""
+    m = torch.zeros(1, 1, 32, 32)
+    m[0, 0, 0, 31] = 1.0  # top-right pixel = crop (x=1, y=1)
+    pts = torch.tensor([[[1.0, 1.0, 0.0], [1.0, -1.0, 0.0]]])
+    grid = torch.stack([pts[..., 0], -pts[..., 1]], -1)[:, :, None]
+    vals = torch.nn.functional.grid_sample(m, grid, align_corners=True)[0, 0, :, 0]
+    assert vals.tolist() == [1.0, 0.0]
+
+
+def test_save_load_round_trip_weights_only(tmp_path, tiny):
+    path = em.save_embedded(tmp_path / "w.pt", tiny, {"data_seed": 7, "command": "streamrecon train ..."})
+    raw = torch.load(path, weights_only=True)  # plain dict of tensors and JSON-like values
+    assert raw["format"] == em.FORMAT and raw["config"]["feat"] == 16
+    m = em.load_embedded(path)
+    assert isinstance(m, ImplicitModel) and m.meta["data_seed"] == 7
+    f1 = m.encode_crop(_blob())
+    pts = torch.rand(2000, 3) * 2 - 1
+    with torch.no_grad():
+        ref = torch.sigmoid(tiny.query(tiny.encode(torch.from_numpy(_blob())[None, None]), pts[None]))[0]
+    out = m.query(f1, pts)
+    assert out.shape == (2000,) and torch.allclose(out, ref, atol=1e-6)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+def test_bad_files_are_refused(tmp_path, tiny):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        em.load_embedded(tmp_path / "missing.pt")
+    p = tmp_path / "other.pt"
+    torch.save({"format": "something-else"}, p)
+    with pytest.raises(CheckpointError, match="not a streamrecon-embedded"):
+        em.load_embedded(p)
+    torch.save({"format": em.FORMAT, "version": 1, "config": TINY.to_json(), "meta": {}, "state_dict": {"x": torch.zeros(1)}}, p)
+    with pytest.raises(CheckpointError, match="do not match"):
+        em.load_embedded(p)
+
+    torch.save({"format": em.FORMAT, "obj": Evil()}, p)
+    with pytest.raises(CheckpointError, match="safe"):
+        em.load_embedded(p)
+    p.write_bytes(b"truncated")
+    with pytest.raises(CheckpointError):
+        em.load_embedded(p)
+
+
+def test_crop_inputs_maps_rect_to_crop_frame():
+    img = np.zeros((120, 160, 3), np.uint8)
+    mask = np.zeros((120, 160), bool)
+    mask[20:60, 40:80] = True  # frame pixels x in [40, 80), y in [20, 60)
+    # rect (40, 20, 40, 40) covers the mask exactly: the whole crop is person (the outermost
+    # crop pixels sit on the rect's edges, half on the mask: excluded)
+    m, rgb = em.crop_inputs(img, (40, 20, 40, 40), mask, 16)
+    assert m.shape == (16, 16) and m[1:-1, 1:-1].min() == 1.0
+    # a rect twice as big, centred on the mask: the middle half is person, the border is not
+    m, _ = em.crop_inputs(img, (20, 0, 80, 80), mask, 33)
+    assert m[16, 16] == 1 and m[0, 0] == 0 and m[16, 2] == 0
+    # crop pixel j sits at frame x = 20 + 2.5 j: the mask's [40, 80) is pixels 9..23 strictly inside
+    assert m[9:24, 9:24].min() == 1 and m.sum() == 15 * 15
+    # a rect beyond the frame pads with zeros
+    m, _ = em.crop_inputs(img, (-400, -400, 100, 100), mask, 16)
+    assert m.max() == 0
+    with pytest.raises(UserInputError, match="mask"):
+        em.crop_inputs(img, (0, 0, 10, 10), np.zeros((5, 5), bool), 16)
+    with pytest.raises(UserInputError, match="rect"):
+        em.crop_inputs(img, (0, 0, 0, 10), mask, 16)
+
+
+def test_grabcut_fallback_without_mask(tmp_path, tiny):
+    img = np.full((100, 100, 3), 30, np.uint8)
+    img[15:95, 35:65] = (200, 150, 120)  # a bright upright "person" on a dark background
+    m, _ = em.crop_inputs(img, (0, 0, 100, 100), None, 64)
+    assert m.shape == (64, 64)
+    inside, outside = m[20:55, 25:38].mean(), np.r_[m[:, :12].ravel(), m[:, 52:].ravel()].mean()
+    assert inside > 0.8 and outside < 0.1
+    model = em.EmbeddedModel(tiny)
+    feats = model.encode(img, (0, 0, 100, 100), None)
+    assert model.query(feats, torch.zeros(4, 3)).shape == (4,)
+
+
+def test_default_weights_ship_and_load():
+    if not em.DEFAULT_WEIGHTS.is_file():
+        pytest.skip("no embedded weights in this checkout (streamrecon/embedded/weights/default.pt)")
+    assert em.DEFAULT_WEIGHTS.stat().st_size <= 20 * 1024 * 1024
+    raw = torch.load(em.DEFAULT_WEIGHTS, weights_only=True)
+    assert raw["meta"].get("command") and "data_seed" in raw["meta"]
+    m = em.load_default()
+    # a standing person's silhouette: the body centre is inside, far corners are outside
+    img = np.zeros((480, 640, 3), np.uint8)
+    mask = np.zeros((480, 640), bool)
+    mask[60:420, 290:350] = True
+    mask[60:110, 300:340] = True
+    occ = m.query(m.encode(img, (140, 10, 360, 360), mask), torch.tensor([[0.0, 0.0, 0.0], [0.95, 0.95, 0.9], [-0.9, -0.9, -0.9]]))
+    assert occ[0] > 0.5 and occ[1] < 0.5 and occ[2] < 0.5

@@ -1,0 +1,124 @@
+"""Training pieces of the embedded model on tiny analytic data (no anny needed)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from streamrecon.embedded.net import EmbeddedNet, NetConfig
+from streamrecon.synth.camera import make_camera
+from streamrecon.synth.generate import SynthConfig, Subject, write_shard
+from streamrecon.training import losses
+from streamrecon.training.dataset import ShardDataset, view_yaw
+from streamrecon.training.loop import TrainConfig, load_checkpoint, step_fn, train
+
+TINY = NetConfig(in_res=32, widths=(8, 8, 8, 8, 8), feat=16, mlp=(16,), z_freqs=2)
+
+
+def ellipsoid_subject(rng, res=32, views=2, n=600):
+    """A 'person' that is an ellipsoid (world metres, z up): exact labels and silhouettes."""
+    a = np.array([0.25, 0.15, 0.8]) * rng.uniform(0.8, 1.2, 3)
+    pts = rng.uniform(-1, 1, (n, 3)) * (a * 1.4)
+    occ = ((pts / a) ** 2).sum(1) < 1
+    ring = rng.normal(size=(2000, 3))
+    surf = ring / np.linalg.norm(ring, axis=1, keepdims=True) * a
+    cams, masks = [], []
+    from streamrecon.synth.render import pixel_grid
+
+    for k in range(views):
+        cam = make_camera(surf, yaw=float(rng.uniform(-1.2, 1.2)))
+        # silhouette: pixel (x, y) inside when some depth is inside the ellipsoid
+        xy = pixel_grid(res).reshape(-1, 2)
+        zs = np.linspace(-1, 1, 64)
+        q = np.concatenate([np.repeat(xy, len(zs), 0), np.tile(zs, len(xy))[:, None]], 1)
+        inv = np.linalg.inv(cam.matrix)
+        w = q @ inv[:3, :3].T + inv[:3, 3]
+        m = (((w / a) ** 2).sum(1) < 1).reshape(len(xy), len(zs)).any(1).reshape(res, res)
+        cams.append(cam)
+        masks.append(m)
+    return Subject(surf, np.zeros((0, 3), np.int64), pts, occ, cams, np.stack(masks), None, 1.6)
+
+
+@pytest.fixture(scope="module")
+def shard_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards") / "seed0"
+    rng = np.random.default_rng(0)
+    cfg = SynthConfig(res=32, views=2)
+    for s in range(2):
+        write_shard(root / f"shard_{s:05d}.npz", [ellipsoid_subject(rng) for _ in range(4)], list(range(4 * s, 4 * s + 4)), cfg)
+    write_shard(root / "shard_val.npz", [ellipsoid_subject(rng) for _ in range(2)], [100, 101], cfg)
+    return root
+
+
+def test_batch_shapes_labels_and_mask_agree(shard_dir):
+    ds = ShardDataset(shard_dir, exclude=("shard_val.npz",))
+    assert ds.num_subjects == 8
+    g = torch.Generator().manual_seed(0)
+    b = ds.batch(g, 6, 256, 32, 32, mask_noise=0, free=0.25)
+    assert b.image.shape == (6, 1, 32, 32) and b.points.shape == (6, 320, 3) and b.labels.shape == (6, 320)
+    # inside points project onto the silhouette (flips included): the crop maps agree.
+    grid = torch.stack([b.points[..., 0], -b.points[..., 1]], -1)[:, :, None]
+    on = torch.nn.functional.grid_sample(b.image, grid, align_corners=True)[:, 0, :, 0]
+    assert (on[b.labels > 0.5] > 0.25).float().mean() > 0.97
+    # free-space points are empty and lie outside the body's depth range
+    assert b.labels[:, 256:].sum() == 0
+    # rays carry the mask value of their pixel
+    rg = torch.stack([b.rays[..., 0], -b.rays[..., 1]], -1)[:, :, None]
+    mv = torch.nn.functional.grid_sample(b.image, rg, align_corners=True)[:, 0, :, 0]
+    assert torch.allclose(mv, b.ray_mask, atol=1e-4)
+
+
+def test_yaw_filter_keeps_front_views(shard_dir):
+    ds = ShardDataset(shard_dir, exclude=("shard_val.npz",), max_yaw_deg=30)
+    yaw = view_yaw(ds.cams).reshape(-1)
+    assert torch.all(yaw[ds.valid].abs() <= np.deg2rad(30) + 1e-6)
+    assert len(ds) == int((yaw.abs() <= np.deg2rad(30) + 1e-6).sum())
+
+
+def test_ray_points_layout_and_silhouette_loss():
+    rays = torch.tensor([[[0.1, -0.2], [0.5, 0.5]]])
+    p = losses.ray_points(rays, 8, torch.Generator().manual_seed(0))
+    assert p.shape == (1, 16, 3)
+    assert torch.allclose(p[0, :8, :2], rays[0, 0].expand(8, 2)) and torch.all(p[0, 1:8, 2] > p[0, :7, 2])
+    logits = torch.full((1, 16), -8.0)
+    logits[0, 3] = 8.0  # ray 0 crosses the body, ray 1 does not
+    good = losses.silhouette_loss(logits, torch.tensor([[1.0, 0.0]]), 8)
+    bad = losses.silhouette_loss(logits, torch.tensor([[0.0, 1.0]]), 8)
+    assert good < 0.01 < 1.0 < bad
+
+
+def test_steps_reduce_loss_on_fixed_batch(shard_dir):
+    torch.manual_seed(0)
+    ds = ShardDataset(shard_dir, exclude=("shard_val.npz",))
+    batch = ds.batch(torch.Generator().manual_seed(1), 4, 256, 16, TINY.in_res, mask_noise=0)
+    net = EmbeddedNet(TINY)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    cfg = TrainConfig(out="unused", sil_depths=8)
+    first = [float(step_fn(net, opt, batch, cfg, torch.Generator().manual_seed(2))["loss"]) for _ in range(2)]
+    for _ in range(20):
+        last = float(step_fn(net, opt, batch, cfg, torch.Generator().manual_seed(2))["loss"])
+    assert last < first[0] * 0.9
+
+
+def test_train_checkpoints_and_resume(shard_dir, tmp_path):
+    out = tmp_path / "run"
+    common = dict(out=str(out), data_dir=str(shard_dir.parent), generate=False, batch=2, points=64, sil_rays=8,
+                  sil_depths=4, val_every=2, threads=1, net=TINY.to_json())
+    best = train(TrainConfig(steps=2, **common), progress=False)
+    assert best.is_file() and (out / "last.pt").is_file()
+    ck = load_checkpoint(out / "last.pt")  # weights_only=True inside
+    assert ck["step"] == 2 and json.loads(ck["config"])["steps"] == 2
+    with pytest.raises(Exception, match="--resume"):
+        train(TrainConfig(steps=3, **common), progress=False)
+    train(TrainConfig(steps=3, **common), resume=True, progress=False)
+    ck2 = load_checkpoint(out / "last.pt")
+    assert ck2["step"] == 3
+    # resumed weights differ from the first run's (training went on), and are finite
+    assert any(not torch.equal(ck["model"][k], ck2["model"][k]) for k in ck["model"])
+    from streamrecon.embedded.model import load_embedded
+
+    m = load_embedded(best)
+    assert m.meta["data_seed"] == 0
