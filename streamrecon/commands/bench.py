@@ -47,7 +47,7 @@ def register(sub) -> None:
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
             q.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
-                           help=f"turn off: {helps.get(f.name, '')}")
+                           help="turn off: " + helps.get(f.name, "").replace("%", "%%"))
         else:
             q.add_argument(flag, type=type(f.default), default=f.default,
                            help=helps.get(f.name, "").replace("%", "%%") + " (default %(default)s)")

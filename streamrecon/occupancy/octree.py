@@ -364,7 +364,8 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
 
     rounds = 0
     nb = torch.tensor(_NEIGHBOURS, dtype=torch.int64, device=dev)
-    while cfg.lossless and len(new) and rounds < cfg.max_rounds:
+    check = cfg.lossless and (cfg.exact_vertices or h > 1)
+    while check and len(new) and rounds < cfg.max_rounds:
         rounds += 1
         p = _unlin(new, n)
         q = (p[:, None, :] + nb[None]).reshape(-1, 3)
@@ -380,7 +381,7 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
             break
         vals = ask(_unlin(new, n) * h)
         exact.add(new, vals)
-    if cfg.lossless and rounds >= cfg.max_rounds:
+    if check and rounds >= cfg.max_rounds:
         log.warning("octree: lossless check stopped after %d rounds at stride %d", rounds, h)
     info = {"stride": h, "queries": ask.count - before, "surface_queries": first,
             "lossless_queries": ask.count - before - first, "rounds": rounds}
