@@ -65,20 +65,16 @@ def _in_range(ijk: torch.Tensor, hi: int) -> torch.Tensor:
     return ((ijk >= 0) & (ijk <= hi)).all(dim=1)
 
 
-def _upsample_axis(d: torch.Tensor, dim: int) -> torch.Tensor:
-    """Insert midpoints ``(a + b) * 0.5`` between neighbours along ``dim``: n -> 2n - 1."""
-    d = d.movedim(dim, 0)
-    n = d.shape[0]
-    u = d.new_empty((2 * n - 1,) + tuple(d.shape[1:]))
-    u[0::2] = d
-    u[1::2] = (d[:-1] + d[1:]) * 0.5
-    return u.movedim(0, dim)
-
-
 def upsample2(d: torch.Tensor) -> torch.Tensor:
-    """Dense lattice [n, n, n] -> [2n-1]^3 by midpoint averaging along x, then y, then z (the
-    same order and arithmetic as ``interp_from_parent``, so both give bit-identical values)."""
-    return _upsample_axis(_upsample_axis(_upsample_axis(d, 0), 1), 2).contiguous()
+    """Dense lattice [a, b, c] -> [2a-1, 2b-1, 2c-1] by midpoint averaging ``(a + b) * 0.5`` along x, then
+    y, then z (the same order and arithmetic as ``interp_from_parent``: bit-identical values).
+    Filled in place in one allocation."""
+    u = d.new_empty(tuple(2 * k - 1 for k in d.shape))
+    u[::2, ::2, ::2] = d
+    u[1::2, ::2, ::2] = (d[:-1] + d[1:]) * 0.5
+    u[:, 1::2, ::2] = (u[:, :-2:2, ::2] + u[:, 2::2, ::2]) * 0.5
+    u[:, :, 1::2] = (u[:, :, :-2:2] + u[:, :, 2::2]) * 0.5
+    return u
 
 
 def interp_from_parent(parent: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
