@@ -83,6 +83,17 @@ def status_text(fps: float, latency_s: float, frame: int, missed: int, skipped: 
     return f"{fps:.1f} fps | latency {latency_s * 1e3:.0f} ms | frame {frame} | lost {missed}+{skipped}"
 
 
+def check_can_view() -> None:
+    """Raise ``BackendUnavailableError`` (one line, with the fix) when no window can be opened:
+    no display, or no Open3D. Cheap: imports nothing."""
+    import importlib.util
+
+    if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise BackendUnavailableError("the viewer needs a display: set DISPLAY, or run it under `xvfb-run -a`")
+    if importlib.util.find_spec("open3d") is None:
+        raise BackendUnavailableError("the viewer needs Open3D; install it with `pip install 'streamrecon[view]'`")
+
+
 def _import_open3d():
     try:
         import open3d as o3d
@@ -101,8 +112,7 @@ class MeshViewer:
     STATUS_EVERY_S = 0.5
 
     def __init__(self, cfg: ViewerConfig) -> None:
-        if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise BackendUnavailableError("the viewer needs a display: set DISPLAY, or run it under `xvfb-run -a`")
+        check_can_view()
         self.cfg = cfg
         self.o3d = _import_open3d()
         from .subscriber import MeshSubscriber

@@ -100,10 +100,13 @@ def test_run_publishes_to_subscriber_in_order(tmp_path):
     (["run", "{tmp}", "--out", "{tmp}/o"], 4, "holds no images"),
     (["subscribe", "--connect", "localhost:5555", "--out", "{tmp}/s"], 2, "--connect"),
     (["live", "synthetic:", "--publish", "udp://x", "--model", "synthetic"], 2, "--publish"),
+    (["view"], 5, "needs a display"),
+    (["live", "synthetic:", "--view", "--model", "synthetic"], 5, "needs a display"),
 ])
 def test_user_errors_are_one_line(tmp_path, argv, exit_code, words):
     (tmp_path / "garbage.mp4").write_bytes(os.urandom(4000))
-    r = cli(*[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = cli(*[a.replace("{tmp}", str(tmp_path)) for a in argv], env=env)
     assert r.returncode == exit_code, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("streamrecon: error:") and words in lines[0], r.stderr

@@ -37,6 +37,10 @@ def main(args: argparse.Namespace) -> int:
 
     if (args.camera is None) == (args.source is None):
         raise UserInputError("live: pass either --camera N or a SOURCE (stream URL, file, synthetic:...)")
+    if args.view:
+        from ..viewer import check_can_view
+
+        check_can_view()  # fail before the camera opens, not in a child process
     source = open_source(args.source, camera=args.camera, live=True)
     if not source.live:
         source = PacedSource(source)
