@@ -27,6 +27,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--init-resolution", type=int, default=None)
     ap.add_argument("--no-lossless", action="store_true")
+    ap.add_argument("--modes", nargs="+", default=["exact"], choices=("exact", "fast", "lossy"),
+                    help="octree modes per resolution: exact (default config), fast (exact_vertices off), "
+                         "lossy (lossless off); the dense grid is evaluated once per resolution")
     ap.add_argument("--no-dense", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="bench_octree.json")
@@ -44,19 +47,22 @@ def main() -> int:
         kw["init_resolution"] = args.init_resolution
     if args.no_lossless:
         kw["lossless"] = False
-    cfg = OctreeConfig(**kw)
+    mode_kw = {"exact": {}, "fast": {"exact_vertices": False}, "lossy": {"lossless": False}}
     query_fn = make_query_fn(args.field, str(Path(__file__).resolve().parents[2] / "shared"), args.device)
     runs = []
     for n in args.resolutions:
-        t = time.perf_counter()
-        res = query_benchmark(query_fn, n, cfg, repeats=args.repeats, dense=not args.no_dense, device=args.device,
-                              progress=lambda m: print(f"[{n}] {m}", file=sys.stderr, flush=True))
-        res["field"] = args.field
-        res["wall_s"] = time.perf_counter() - t
-        runs.append(res)
-        print(json.dumps({k: res.get(k) for k in ("resolution", "octree_points", "query_fraction", "iou_vs_dense",
-                                                    "same_vertex_count", "mc_speedup_kernel", "mc_speedup_total")}),
-              flush=True)
+        cache: dict = {}
+        for mode in args.modes:
+            cfg = OctreeConfig(**{**kw, **mode_kw[mode]})
+            t = time.perf_counter()
+            res = query_benchmark(query_fn, n, cfg, repeats=args.repeats, dense=not args.no_dense,
+                                  device=args.device, cache=cache,
+                                  progress=lambda m: print(f"[{n} {mode}] {m}", file=sys.stderr, flush=True))
+            res.update(field=args.field, mode=mode, wall_s=time.perf_counter() - t)
+            runs.append(res)
+            print(json.dumps({k: res.get(k) for k in ("resolution", "mode", "octree_points", "query_fraction",
+                                                        "iou_vs_dense", "same_vertex_count", "mc_speedup_kernel",
+                                                        "mc_speedup_total")}), flush=True)
     out = {"machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor(),
                        "threads": torch.get_num_threads()},
            "runs": runs}
