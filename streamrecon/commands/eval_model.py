@@ -19,6 +19,10 @@ def register(subparsers) -> None:
     docs = _field_docs(EvalConfig)
     for f in fields(EvalConfig):
         default = f.default if f.default is not MISSING else None
+        if isinstance(default, bool):
+            p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default,
+                           help=f"{docs.get(f.name, '')} (default: {default})")
+            continue
         typ = {int: int, float: float}.get(type(default), str)
         p.add_argument("--" + f.name.replace("_", "-"), type=typ, default=default, help=f"{docs.get(f.name, '')} (default: {default})")
     p.add_argument("--checkpoint", help="embedded-format weights (default: the ones shipped in the package)")

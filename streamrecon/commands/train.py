@@ -2,6 +2,7 @@
 or export a run's best checkpoint into the package format.
 
     streamrecon train --out runs/emb [--resume] [--hours H] [--seed S] [--data-seed D] ...
+    streamrecon train --out runs/emb --generate-only          # only the synthetic shards
     streamrecon train --out runs/emb --export streamrecon/embedded/weights/default.pt
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ def register(subparsers) -> None:
             typ = {int: int, float: float, str: str}.get(type(default), str)
             p.add_argument(flag, type=typ, default=default, help=f"{docs.get(f.name, '')} (default: {default})")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--generate-only", action="store_true", help="generate the synthetic shards (and validation shard) and exit")
     p.add_argument("--export", metavar="PATH", help="write the run's best.pt in the package format to PATH and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -71,6 +73,11 @@ def run(args) -> int:
         return 0
     kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     cfg = TrainConfig(**kw)
+    if args.generate_only:
+        from ..training.loop import ensure_data
+
+        print(f"shards in {ensure_data(cfg, progress=not args.no_progress)}")
+        return 0
     path = train(cfg, resume=args.resume, progress=not args.no_progress)
     print(f"best checkpoint: {path}")
     return 0

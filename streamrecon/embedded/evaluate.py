@@ -43,6 +43,9 @@ class EvalConfig:
     """silhouette resolution (network input and IoU)"""
     samples: int = 20000
     """surface samples per mesh for the distance metrics"""
+    largest_component: bool = True
+    """keep only the largest connected piece of the predicted mesh (drops floating fragments, as
+    a cleanup stage does; report both settings when comparing models)"""
     max_yaw_deg: float = 90.0
     """held-out views turn the person by a yaw uniform in [-max, max] degrees (the embedded model
     assumes people face the camera within 90 degrees: see docs/embedded_model.md)"""
@@ -103,6 +106,22 @@ def marching_cubes(vol: np.ndarray, resolution: int):
 
     v, f = mcubes.marching_cubes(vol, 0.5)
     return v * (2.0 / resolution) - 1.0, f.astype(np.int64)
+
+
+def largest_component(vertices: np.ndarray, faces: np.ndarray):
+    """The connected piece (through shared vertices) with the most faces; vertices are kept."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(faces) == 0:
+        return vertices, faces
+    n = len(vertices)
+    rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    _, label = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
+    flab = label[faces[:, 0]]
+    best = np.bincount(flab).argmax()
+    return vertices, faces[flab == best]
 
 
 def winding_query(vertices: np.ndarray, faces: np.ndarray) -> Callable:
@@ -170,6 +189,8 @@ def evaluate_model(model, cfg: EvalConfig = EvalConfig(), progress: Optional[Cal
         feats = model.encode_crop(s["mask"].astype(np.float32))
         vol = occupancy_volume(lambda p: model.query(feats, p), cfg.resolution)
         pv, pf = marching_cubes(vol, cfg.resolution)
+        if cfg.largest_component:
+            pv, pf = largest_component(pv, pf)
         t_rec = time.perf_counter() - t0
         gvol = occupancy_volume(winding_query(s["vertices"], s["faces"]), cfg.resolution)
         gv, gf = marching_cubes(gvol, cfg.resolution)

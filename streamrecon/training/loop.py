@@ -50,6 +50,10 @@ class TrainConfig:
     """samples along each silhouette ray"""
     sil_weight: float = 0.5
     """weight of the silhouette loss"""
+    free: float = 0.125
+    """extra empty points in front of/behind the body, as a share of --points (see dataset.batch)"""
+    max_yaw_deg: float = 90.0
+    """train on views whose yaw is within this many degrees of facing the camera"""
     lr: float = 1e-3
     """peak learning rate (cosine decay over --steps, else over --schedule-hours, else constant)"""
     schedule_hours: float = 0.0
@@ -184,10 +188,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     ckpt = load_checkpoint(last) if resume else None
     net_cfg = NetConfig.from_json(ckpt["net"]) if ckpt else NetConfig.from_json({**NetConfig().to_json(), **cfg.net})
     seed_dir = ensure_data(cfg, progress)
-    data = ShardDataset(seed_dir, exclude=(VAL_SHARD,), device=device)
+    data = ShardDataset(seed_dir, exclude=(VAL_SHARD,), device=device, max_yaw_deg=cfg.max_yaw_deg)
     if len(data) == 0:
         raise UserInputError(f"no training shards in {seed_dir}: run without --no-generate first")
-    val = ShardDataset(files=[seed_dir / VAL_SHARD], device=device)
+    val = ShardDataset(files=[seed_dir / VAL_SHARD], device=device, max_yaw_deg=cfg.max_yaw_deg)
     vgen = torch.Generator(device=device)
     vgen.manual_seed(12345)
     val_batch = val.batch(vgen, min(64, len(val)), 4096, 8, net_cfg.in_res, mask_noise=0, flip=False, free=0)
@@ -226,7 +230,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 lr = max(cfg.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))), cfg.lr * 0.02)
                 for gparam in opt.param_groups:
                     gparam["lr"] = lr
-            batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res)
+            batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free)
             stats = step_fn(net, opt, batch, cfg, gen)
             step += 1
             if bar is not None:
