@@ -137,6 +137,10 @@ def reconstruct_image(image_or_path: Any, rect: Optional[Union[Sequence[float], 
         raise UserInputError(f"method: expected one of {METHODS}, got {method!r}")
     if not isinstance(resolution, (int, np.integer)) or not 2 <= int(resolution) <= MAX_RESOLUTION:
         raise UserInputError(f"resolution: expected an integer in [2, {MAX_RESOLUTION}], got {resolution!r}")
+    from .resources import check_recon_memory
+
+    # refused up front (ResourceError with the estimate) rather than dying mid-octree
+    check_recon_memory(int(resolution), "dense" if method == "reference" else "octree")
     image = resolve_image(image_or_path)
     r = resolve_rect(rect, image.shape[0], image.shape[1])
     if model is None or isinstance(model, (str, os.PathLike)):

@@ -20,6 +20,7 @@ import math
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://", "rtp://")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# A file source gives up after this many consecutive undecodable packets (the rest is garbage).
+MAX_BROKEN_RUN = 250
 
 
 class Source:
@@ -44,12 +47,17 @@ class Source:
     name = ""
     num_frames: Optional[int] = None
     fps: Optional[float] = None
+    skipped = 0
+    """Frames (packets) that could not be decoded and were skipped (manifest ``summary.skipped``)."""
 
     def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
         raise NotImplementedError
 
     def close(self) -> None:
         pass
+
+    def watch(self, stop: threading.Event) -> None:
+        """Called by ``capture_loop`` with the pipeline's stop event (sources that wait use it)."""
 
 
 class AVSource(Source):
@@ -76,6 +84,10 @@ class AVSource(Source):
             self._container.close()
             raise SourceError(f"{url!r} has no video stream")
         self._stream = self._container.streams.video[0]
+        if self._stream.codec_context is None:
+            self._container.close()
+            raise SourceError(f"{url!r}: this FFmpeg build has no decoder for its video codec; re-encode it, "
+                              "e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
         self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else None
@@ -86,17 +98,45 @@ class AVSource(Source):
         self._lock = threading.Lock()
 
     def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
+        """Decoded frames, packet by packet: a packet the decoder rejects (corrupt data) is skipped
+        and counted in ``skipped``; a file whose container breaks off (truncated) ends there. A
+        network stream that breaks raises ``SourceError`` (a ``ReconnectingSource`` retries it)."""
         import av
 
         n = 0
-        try:
-            for frame in self._container.decode(self._stream):
+        run = 0  # consecutive broken packets
+        demux = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                break
+            except av.FFmpegError as exc:
+                if self.kind == "stream":
+                    raise SourceError(f"{self.name!r}: reading the stream failed after {n} frames: {_av_reason(exc)}") from None
+                self.skipped += 1
+                log.warning("%s: container unreadable after %d frames (%s); stopping there (truncated file?)",
+                            self.name, n, _av_reason(exc))
+                break
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError as exc:
+                self.skipped += 1
+                run += 1
+                log.debug("%s: skipped a corrupt packet after frame %d (%s)", self.name, n, _av_reason(exc))
+                if run >= MAX_BROKEN_RUN:
+                    raise SourceError(f"{self.name!r}: {run} consecutive packets fail to decode after {n} frames "
+                                      f"({_av_reason(exc)}); the file is damaged beyond this point, re-encode or re-download it") from None
+                continue
+            run = 0
+            for frame in decoded:
                 n += 1
                 yield frame.to_ndarray(format="rgb24"), (float(frame.time) if frame.time is not None else None)
-        except av.FFmpegError as exc:
-            raise SourceError(f"decoding {self.name!r} failed after {n} frames: {_av_reason(exc)}") from None
+        if n and self.skipped:
+            log.warning("%s: skipped %d undecodable packet(s) (corrupt data); counted in the summary", self.name, self.skipped)
         if n == 0:
-            raise SourceError(f"{self.name!r} contains no decodable video frames")
+            broken = f" ({self.skipped} broken packets)" if self.skipped else ""
+            raise SourceError(f"{self.name!r} contains no decodable video frames{broken}; check it plays with ffplay")
 
     def close(self) -> None:
         with self._lock:
@@ -169,13 +209,14 @@ class ImageFolderSource(Source):
         self.fps = fps
 
     def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
-        import cv2
+        from .preprocess import load_image
 
         for i, path in enumerate(self.files):
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise SourceError(f"cannot read image {str(path)!r} (corrupt or unsupported format)")
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), i / self.fps
+            try:  # load_image reads the header first: a huge image is refused before decoding
+                image = load_image(path)
+            except UserInputError as exc:
+                raise SourceError(str(exc)) from None
+            yield image, i / self.fps
 
 
 def disc_image(index: int, width: int = 128, height: int = 128) -> Tuple[np.ndarray, tuple]:
@@ -237,16 +278,115 @@ def parse_synthetic(spec: str, live: bool = False) -> SyntheticSource:
     return SyntheticSource(frames=frames, size=(w, h), fps=fps, live=live)
 
 
+@dataclass(frozen=True)
+class ReconnectConfig:
+    """How a live source (camera, network stream) is reopened after it fails mid-stream."""
+
+    attempts: int = 5
+    """Reopen attempts without a frame in between before giving up (0 = fail at once)."""
+    backoff_s: float = 0.5
+    """Wait before the first attempt; doubled after each failed one."""
+    max_backoff_s: float = 4.0
+    """Longest single wait."""
+
+
+class ReconnectingSource(Source):
+    """A live source that survives being unplugged: ``open_fn()`` opens the inner source (its
+    errors on the first open propagate as they are: missing or busy camera). When the inner
+    ``frames()`` raises ``SourceError`` mid-stream, it is closed and reopened with exponential
+    back-off (``ReconnectConfig``); frames go on with the next index. After ``attempts`` failed
+    tries without a frame in between it raises ``SourceError`` saying how many frames were read
+    and what was tried, so the pipeline delivers every frame read before and the run ends
+    cleanly (summary written, exit code 4). Runs on the capture thread, except ``close``."""
+
+    def __init__(self, open_fn, config: ReconnectConfig = ReconnectConfig(), sleep=None) -> None:
+        self._open = open_fn
+        self.config = config
+        self._inner: Optional[Source] = open_fn()
+        for attr in ("kind", "live", "name", "fps", "num_frames"):
+            setattr(self, attr, getattr(self._inner, attr))
+        self._stop = threading.Event()  # the pipeline's (see ``watch``); never set from here
+        self._closed = threading.Event()
+        self._sleep = sleep  # tests inject a fake clock
+        self.reconnects = 0
+        self._lost = 0
+
+    @property
+    def skipped(self) -> int:  # type: ignore[override]
+        return self._lost + (self._inner.skipped if self._inner is not None else 0)
+
+    def watch(self, stop: threading.Event) -> None:
+        self._stop = stop
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep (or the injected clock); False when the pipeline was stopped meanwhile."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end and not (self._stop.is_set() or self._closed.is_set()):
+                time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+        return not (self._stop.is_set() or self._closed.is_set())
+
+    def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
+        n = 0
+        failures = 0  # tries since the last frame
+        while True:
+            first_error: Optional[BaseException] = None
+            try:
+                for item in self._inner.frames():
+                    n += 1
+                    failures = 0
+                    yield item
+                return  # the source ended by itself
+            except SourceError as exc:
+                first_error = exc
+            self._close_inner()
+            log.warning("%s lost after %d frames (%s); reconnecting", self.name, n, first_error)
+            delay, t0, last = self.config.backoff_s, time.monotonic(), first_error
+            while self._inner is None:
+                if failures >= self.config.attempts:
+                    raise SourceError(
+                        f"{self.name} lost after {n} frames ({first_error}); {failures} reconnect attempt(s) over "
+                        f"{time.monotonic() - t0:.1f} s failed (last: {last}); check the cable or network and start again"
+                    ) from None
+                failures += 1
+                if not self._wait(delay):
+                    return  # stopped while waiting: end of stream
+                delay = min(delay * 2.0, self.config.max_backoff_s)
+                try:
+                    self._inner = self._open()
+                    self.reconnects += 1
+                    log.warning("%s reconnected (attempt %d)", self.name, failures)
+                except SourceError as exc:
+                    last = exc
+
+    def _close_inner(self) -> None:
+        inner, self._inner = self._inner, None
+        if inner is not None:
+            self._lost += inner.skipped
+            try:
+                inner.close()
+            except Exception:
+                log.debug("closing %s failed", self.name, exc_info=True)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._close_inner()
+
+
 def open_source(spec: Optional[str] = None, camera: Optional[int] = None, live: Optional[bool] = None) -> Source:
     """Open what the user named (see module docstring). Raises ``SourceError``/``UserInputError``."""
     if camera is not None:
-        return CameraSource(camera)
+        return ReconnectingSource(lambda: CameraSource(camera))
     if not spec:
         raise UserInputError("no input: pass a video file, a stream URL, an image folder or --camera N")
     if spec.startswith("synthetic:"):
         return parse_synthetic(spec, live=bool(live))
     if not spec.startswith(STREAM_SCHEMES) and os.path.isdir(spec):
         return ImageFolderSource(spec)
+    if spec.startswith(STREAM_SCHEMES) and live is not False:
+        return ReconnectingSource(lambda: AVSource(spec, live=live))
     return AVSource(spec, live=live)
 
 
@@ -260,6 +400,10 @@ class PacedSource(Source):
         self.inner = inner
         self.kind, self.name, self.num_frames = inner.kind, inner.name, inner.num_frames
         self.fps = fps or inner.fps or 25.0
+
+    @property
+    def skipped(self) -> int:  # type: ignore[override]
+        return self.inner.skipped
 
     def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
         t0 = time.monotonic()
@@ -278,6 +422,7 @@ def capture_loop(source: Source, put, stop: threading.Event, max_frames: Optiona
     read. ``Frame.timestamp`` is ``time.monotonic()`` at capture. Returns the frames read. Runs on
     the capture thread; the caller closes the queue (end of stream / error) in its ``finally``."""
     n = 0
+    source.watch(stop)
     for image, pts in source.frames():
         if stop.is_set() or (max_frames is not None and n >= max_frames):
             break

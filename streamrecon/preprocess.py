@@ -26,18 +26,36 @@ Rect = Tuple[int, int, int, int]
 
 
 # ---- loading ---------------------------------------------------------------------------------
-def load_image(path: Union[str, "os.PathLike[str]"]) -> np.ndarray:
-    """Read an image file as uint8 RGB [H, W, 3]. Raises ``UserInputError`` when the file is
-    missing or not an image OpenCV can decode."""
+def load_image(path: Union[str, "os.PathLike[str]"], max_pixels: Optional[int] = None) -> np.ndarray:
+    """Read an image file as uint8 RGB [H, W, 3]. The size is read from the file header first
+    (``image_header``): an image above ``max_pixels`` (default ``MAX_IMAGE_PIXELS``) is refused
+    before any pixel buffer is allocated. Raises ``UserInputError`` when the file is missing,
+    empty, too large, or not an image OpenCV can decode."""
     import cv2
+
+    from .image_header import HEADER_BYTES, MAX_IMAGE_PIXELS, HeaderError, check_size, image_size
 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise UserInputError(f"image not found: {path} (check the path)")
-    data = np.fromfile(path, dtype=np.uint8)  # imdecode: also works for non-ASCII paths
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEADER_BYTES)
+            if not head:
+                raise UserInputError(f"cannot read image {path}: the file is empty (0 bytes)")
+            try:
+                w, h, _fmt = image_size(head)
+                check_size(w, h, name=path, max_pixels=max_pixels or MAX_IMAGE_PIXELS)
+            except HeaderError as exc:
+                raise UserInputError(f"cannot read image {path}: {exc}; use PNG or JPEG") from None
+            except ValueError as exc:
+                raise UserInputError(str(exc)) from None
+            data = np.frombuffer(head + f.read(), dtype=np.uint8)  # imdecode: non-ASCII paths work
+    except OSError as exc:
+        raise UserInputError(f"cannot read image {path}: {exc.strerror}") from None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise UserInputError(f"cannot read image {path}: not an image format OpenCV can decode (use PNG or JPEG)")
+        raise UserInputError(f"cannot read image {path}: corrupt or truncated {_fmt.upper()} data (re-export it as PNG or JPEG)")
     return to_rgb(img, bgr=True, name=path)
 
 
@@ -165,7 +183,7 @@ def calibration_world(rect: Rect, height: int, width: int) -> np.ndarray:
     x, y, w, h = rect
     m = np.identity(4)
     scale = width / w
-    to_ndc = 1.0 / float(width // 2)
+    to_ndc = 1.0 / float(max(width // 2, 1))  # a 1-pixel-wide image: the reference divides by 0
     m *= scale
     m[3, 3] = 1.0
     m[0, 3] = -scale * (x + w // 2 - width // 2) * to_ndc

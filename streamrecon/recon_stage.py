@@ -144,6 +144,11 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
     bad choice and ``BackendUnavailableError`` when a required module is missing."""
     if cfg.model not in MODELS:
         raise UserInputError(f"--model: expected one of {MODELS}, got {cfg.model!r}")
+    if not isinstance(cfg.resolution, int) or cfg.resolution < 2:
+        raise UserInputError(f"--resolution: expected an integer >= 2, got {cfg.resolution!r}")
+    from .resources import check_recon_memory
+
+    check_recon_memory(cfg.resolution)  # before the model loads or a frame is read
     if cfg.model == "synthetic":
         from .synthetic import SphereModel, sphere_reconstruct
 

@@ -82,6 +82,7 @@ def run_session(
         interrupted = interrupted or sigint["hit"]
         pipeline.stop()
         summary = stats.summary(pipeline.frames_in, pipeline.dropped, time.monotonic() - t0)
+        summary["skipped"] = int(getattr(source, "skipped", 0) or 0)  # undecodable frames of the source
         if publisher is not None:
             summary["published"] = publisher.sent
             publisher.end(pipeline.frames_in)

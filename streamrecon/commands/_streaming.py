@@ -28,6 +28,12 @@ def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") ->
 
 
 def stage_config(args: argparse.Namespace) -> StageConfig:
+    from ..errors import UserInputError
+    from ..resources import check_recon_memory
+
+    if args.resolution < 2:
+        raise UserInputError(f"--resolution: expected an integer >= 2, got {args.resolution}")
+    check_recon_memory(args.resolution)  # before a camera opens or an output folder is made
     return StageConfig(model=args.model, checkpoint=args.checkpoint, resolution=args.resolution,
                        mesh_frame=args.mesh_frame, people=args.people)
 
