@@ -30,6 +30,7 @@ COMMANDS = (
     "eval-model",
     "evaluate",
     "engines",
+    "keys",
 )
 
 

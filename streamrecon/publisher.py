@@ -7,7 +7,8 @@ its queue fills and further messages *to it* are dropped by ZeroMQ; ``send`` nev
 slow subscriber never stalls the pipeline (subscribers detect the gaps from ``seq``).
 
 Binds ``tcp://127.0.0.1:5555`` by default; binding anything else reachable from other machines logs
-a warning (the stream is unauthenticated and unencrypted). Owned by one thread (zmq sockets are not
+a warning, unless ``curve_keys`` names a key folder (``streamrecon.curve``): then only subscribers
+whose public key is authorised get in, and the stream is encrypted. Owned by one thread (zmq sockets are not
 thread-safe): the consumer thread of the pipeline.
 """
 from __future__ import annotations
@@ -43,16 +44,34 @@ class MeshPublisher:
     """Publishes ``FrameResult`` meshes and the end-of-stream message. ``sent``: mesh messages
     handed to ZeroMQ; ``bytes_sent``: their payload bytes."""
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, sndhwm: int = 4, linger_s: float = 1.0) -> None:
+    def __init__(self, address: str = DEFAULT_ADDRESS, sndhwm: int = 4, linger_s: float = 1.0,
+                 curve_keys: Optional[str] = None) -> None:
         import zmq
 
         if not address.startswith(("tcp://", "ipc://", "inproc://")):
             raise UserInputError(f"--publish: expected tcp://HOST:PORT or ipc://PATH, got {address!r}")
-        if not is_local(address):
-            log.warning("publishing meshes on %s: reachable from other machines, unauthenticated and unencrypted", address)
+        keys = None
+        if curve_keys is not None:
+            from .curve import server_keys
+
+            keys = server_keys(curve_keys)
+        if not is_local(address) and keys is None:
+            log.warning("publishing meshes on %s: reachable from other machines, unauthenticated and unencrypted "
+                        "(add --curve-keys DIR to admit only authorised subscribers)", address)
         self.address = address
-        self._ctx = zmq.Context.instance()
+        self._auth = None
+        self._own_ctx = keys is not None
+        # CURVE: a context of our own, so its ZAP handler serves this socket only
+        self._ctx = zmq.Context() if self._own_ctx else zmq.Context.instance()
+        if keys is not None:
+            from .curve import Authenticator
+
+            self._auth = Authenticator(self._ctx, keys)
         self._sock = self._ctx.socket(zmq.XPUB)
+        if keys is not None:
+            from .curve import apply_server
+
+            apply_server(self._sock, keys)
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
         self._sock.setsockopt(zmq.LINGER, int(linger_s * 1000))
         self._sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # see every subscription, not just the first per topic
@@ -60,6 +79,7 @@ class MeshPublisher:
             self._sock.bind(address)
         except zmq.ZMQError as exc:
             self._sock.close(0)
+            self._close_auth()
             raise UserInputError(f"--publish: cannot bind {address}: {exc.strerror}; is another streamrecon running? pick another port") from None
         self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.seq = 0
@@ -131,6 +151,15 @@ class MeshPublisher:
 
     def close(self) -> None:
         self._sock.close()
+        self._close_auth()
+
+    def _close_auth(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._own_ctx:
+            self._ctx.term()  # waits for the socket's linger (bounded by linger_s)
+            self._own_ctx = False
 
     def __enter__(self) -> "MeshPublisher":
         return self

@@ -25,15 +25,26 @@ log = logging.getLogger(__name__)
 
 
 class MeshSubscriber:
-    def __init__(self, address: str = "tcp://127.0.0.1:5555", rcvhwm: int = 4, strict: bool = False) -> None:
+    def __init__(self, address: str = "tcp://127.0.0.1:5555", rcvhwm: int = 4, strict: bool = False,
+                 curve_keys: Optional[str] = None) -> None:
+        """``curve_keys``: a key folder (``streamrecon.curve``) to authenticate to a CURVE publisher."""
         import zmq
 
         if not address.startswith(("tcp://", "ipc://", "inproc://")):
             raise UserInputError(f"--connect: expected tcp://HOST:PORT or ipc://PATH, got {address!r}")
+        keys = None
+        if curve_keys is not None:
+            from .curve import client_keys
+
+            keys = client_keys(curve_keys)
         self.address = address
         self.strict = strict
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.SUB)
+        if keys is not None:
+            from .curve import apply_client
+
+            apply_client(self._sock, keys)
         self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_FACES * 12)  # largest legal part

@@ -51,6 +51,8 @@ class ViewerConfig:
     """Close after this many seconds (None = until the window is closed)."""
     exit_on_end: bool = True
     """Close when the publisher sends end-of-stream."""
+    curve_keys: Optional[str] = None
+    """Key folder to authenticate to a CURVE publisher (``streamrecon keys generate``)."""
 
 
 class RateMeter:
@@ -123,7 +125,7 @@ class MeshViewer:
         opt = self.vis.get_render_option()
         opt.background_color = np.array([0.12, 0.12, 0.14])
         opt.mesh_show_back_face = True
-        self.sub = MeshSubscriber(cfg.address)
+        self.sub = MeshSubscriber(cfg.address, curve_keys=cfg.curve_keys)
         self.shown = 0
         self.meter = RateMeter()
         self.latencies: Deque[float] = collections.deque(maxlen=30)

@@ -16,6 +16,8 @@ def register(subparsers) -> None:
     p.add_argument("--camera", type=int, default=None, metavar="N", help="webcam index (/dev/videoN)")
     p.add_argument("--publish", default="tcp://127.0.0.1:5555", metavar="ADDR",
                    help="ZeroMQ address to publish on (default %(default)s; binding a non-local address warns)")
+    p.add_argument("--curve-keys", default=None, metavar="DIR",
+                   help="admit only subscribers whose key is in DIR/authorized_clients (CURVE; streamrecon keys generate DIR)")
     p.add_argument("--view", action="store_true", help="open the viewer (streamrecon view) on the stream")
     p.add_argument("--out", default=None, help="also record a run directory here")
     p.add_argument("--format", choices=("obj", "ply"), default="obj", help="mesh format with --out")
@@ -54,10 +56,11 @@ def main(args: argparse.Namespace) -> int:
         if args.out:
             writer = RunWriter(args.out, source=source.name, source_kind=source.kind, model=model_label(scfg),
                                resolution=scfg.resolution, mesh_format=args.format, mesh_frame=scfg.mesh_frame)
-        publisher = MeshPublisher(args.publish)
+        publisher = MeshPublisher(args.publish, curve_keys=args.curve_keys)
         print(f"publishing meshes on {publisher.endpoint}", file=sys.stderr)
         if args.view:
-            viewer = subprocess.Popen([sys.executable, "-m", "streamrecon.cli", "view", "--connect", publisher.endpoint])
+            view_args = ["--curve-keys", args.curve_keys] if args.curve_keys else []
+            viewer = subprocess.Popen([sys.executable, "-m", "streamrecon.cli", "view", "--connect", publisher.endpoint, *view_args])
         if args.duration:
             timer = threading.Timer(args.duration, stop.set)
             timer.daemon = True

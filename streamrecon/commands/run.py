@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-save-inputs", action="store_true", help="do not store the input frames as JPEG")
     p.add_argument("--publish", nargs="?", const="tcp://127.0.0.1:5555", default=None, metavar="ADDR",
                    help="also publish meshes over ZeroMQ (default address tcp://127.0.0.1:5555)")
+    p.add_argument("--curve-keys", default=None, metavar="DIR",
+                   help="with --publish: admit only subscribers whose key is in DIR/authorized_clients (CURVE; streamrecon keys generate DIR)")
     p.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
                    help="with --publish: wait for N subscribers before reading frames")
     p.add_argument("--wait-timeout", type=float, default=30.0, help="seconds to wait for them (default %(default)s)")
@@ -34,6 +36,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.wait_subscribers and not args.publish:
         raise UserInputError("--wait-subscribers needs --publish")
+    if args.curve_keys and not args.publish:
+        raise UserInputError("--curve-keys needs --publish")
     scfg = stage_config(args)
     source = open_source(args.video)
     publisher = None
@@ -46,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
         if args.publish:
             from ..publisher import MeshPublisher
 
-            publisher = MeshPublisher(args.publish)
+            publisher = MeshPublisher(args.publish, curve_keys=args.curve_keys)
             if args.wait_subscribers and not publisher.wait_for_subscribers(args.wait_subscribers, args.wait_timeout):
                 raise UserInputError(f"--wait-subscribers: no {args.wait_subscribers} subscriber(s) within {args.wait_timeout} s on {publisher.endpoint}")
         bar = None

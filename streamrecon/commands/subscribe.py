@@ -9,6 +9,8 @@ import sys
 def register(subparsers) -> None:
     p = subparsers.add_parser("subscribe", help="record a published mesh stream to files", description=__doc__)
     p.add_argument("--connect", default="tcp://127.0.0.1:5555", help="publisher address (default %(default)s)")
+    p.add_argument("--curve-keys", default=None, metavar="DIR",
+                   help="authenticate to a CURVE publisher with DIR/client.key_secret and DIR/server.key")
     p.add_argument("--out", required=True, help="folder to write (created)")
     p.add_argument("--format", choices=("obj", "ply"), default="obj", help="mesh file format (default %(default)s)")
     p.add_argument("--max-messages", type=int, default=None, help="stop after this many meshes")
@@ -29,6 +31,10 @@ def main(args: argparse.Namespace) -> int:
     from ..runwriter import mesh_name
     from ..subscriber import MeshSubscriber
 
+    if args.curve_keys:
+        from ..curve import client_keys
+
+        client_keys(args.curve_keys)  # a key problem is reported before the folder is made
     out = Path(args.out)
     try:
         (out / "meshes").mkdir(parents=True, exist_ok=True)
@@ -38,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
     latencies = []
     interrupted = False
     reason = "idle timeout"
-    with MeshSubscriber(args.connect) as sub, open(out / "messages.jsonl", "a", encoding="utf-8") as log_file:
+    with MeshSubscriber(args.connect, curve_keys=args.curve_keys) as sub, open(out / "messages.jsonl", "a", encoding="utf-8") as log_file:
         try:
             while args.max_messages is None or n < args.max_messages:
                 msg = (sub.recv_latest if args.latest else sub.recv)(args.idle_timeout)

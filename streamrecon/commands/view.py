@@ -11,6 +11,8 @@ from ..viewer import ViewerConfig
 def register(subparsers) -> None:
     p = subparsers.add_parser("view", help="watch a published mesh stream in an Open3D window", description=__doc__)
     p.add_argument("--connect", default=ViewerConfig.address, help="publisher address (default %(default)s)")
+    p.add_argument("--curve-keys", default=None, metavar="DIR",
+                   help="authenticate to a CURVE publisher with DIR/client.key_secret and DIR/server.key")
     p.add_argument("--width", type=int, default=ViewerConfig.width, help="window width (default %(default)s)")
     p.add_argument("--height", type=int, default=ViewerConfig.height, help="window height (default %(default)s)")
     p.add_argument("--screenshot", default=None, metavar="PNG", help="save the window as PNG on exit")
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     from ..viewer import MeshViewer
 
-    cfg = ViewerConfig(address=args.connect, width=args.width, height=args.height, screenshot=args.screenshot,
+    cfg = ViewerConfig(address=args.connect, curve_keys=args.curve_keys, width=args.width, height=args.height, screenshot=args.screenshot,
                        exit_after=args.exit_after, timeout=args.timeout, exit_on_end=not args.keep_open)
     viewer = MeshViewer(cfg)
     try:
