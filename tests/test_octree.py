@@ -64,6 +64,10 @@ def test_without_lossless_check_queries_less(body_grids):
     fast = evaluate_octree(field, 160, OctreeConfig(init_resolution=16, lossless=False))
     assert fast.num_queries < full.num_queries
     assert 0.98 < volume_iou(dense, fast) <= volume_iou(dense, full)
+    # the check on coarse levels only: in between, and still >= 0.999 of the dense inside set
+    mid = evaluate_octree(field, 160, OctreeConfig(init_resolution=16, exact_vertices=False))
+    assert fast.num_queries < mid.num_queries < full.num_queries
+    assert volume_iou(dense, mid) >= 0.999
 
 
 def test_band_queries_superset_and_stays_exact():
