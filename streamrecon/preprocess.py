@@ -132,7 +132,13 @@ def check_rect(rect: Sequence[float], source: str = "rect") -> Rect:
     """Round a rect to integers and check width/height > 0."""
     if len(rect) != 4:
         raise UserInputError(f"{source}: expected (x, y, w, h), got {tuple(rect)!r}")
-    x, y, w, h = (int(round(float(v))) for v in rect)
+    try:
+        vals = [float(v) for v in rect]
+    except (TypeError, ValueError):
+        raise UserInputError(f"{source}: expected 4 numbers (x, y, w, h), got {tuple(rect)!r}") from None
+    if not all(np.isfinite(vals)) or max(abs(v) for v in vals) > 1e9:
+        raise UserInputError(f"{source}: expected finite pixel values (|v| <= 1e9), got {tuple(rect)!r}")
+    x, y, w, h = (int(round(v)) for v in vals)
     if w <= 0 or h <= 0:
         raise UserInputError(f"{source}: width and height must be > 0, got {(x, y, w, h)}")
     return (x, y, w, h)

@@ -31,6 +31,7 @@ BLAZEPOSE_SHOULDERS = (11, 12)
 BLAZEPOSE_NOSE = 0
 CONFIDENT = 0.5
 BOX_MARGIN = 0.6
+MAX_COORD = 1e7  # pixels; keypoints beyond are garbage (and would overflow the rect arithmetic)
 
 
 def square_from_center(cx: float, cy: float, r: float) -> Tuple[float, float, float, float]:
@@ -52,6 +53,10 @@ def _prepare(keypoints, image_size):
     kps = np.asarray(keypoints, dtype=np.float64)
     if kps.ndim != 2 or kps.shape[1] != 3 or len(kps) < 33:
         raise ValueError(f"keypoints: expected [33, 3] (x, y, conf) BlazePose keypoints, got {list(kps.shape)}")
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(kps).all(axis=1) | (np.abs(kps[:, :2]) > MAX_COORD).any(axis=1)
+    if bad.any():  # a NaN/inf/absurd keypoint (a broken detector or file) counts as not seen
+        kps = np.where(bad[:, None], 0.0, kps)
     anchor_conf = kps[:, 2].copy()
     if image_size is not None:
         w, h = image_size
