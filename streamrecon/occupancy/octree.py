@@ -361,6 +361,8 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
     rounds = 0
     nb = torch.tensor(_NEIGHBOURS, dtype=torch.int64, device=dev)
     check = cfg.lossless and (cfg.exact_vertices or h > 1)
+    # points found by the check go to a small set merged once at the end (no big re-sort per round)
+    recent = _Sorted(new[:0], vals[:0])
     while check and len(new) and rounds < cfg.max_rounds:
         rounds += 1
         p = _unlin(new, n)
@@ -369,14 +371,16 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
         ok = _in_range(q, n - 1)
         q, s = q[ok], s[ok]
         ql = _lin(q, n)
-        found, _ = exact.find(ql)
-        q, s, ql = q[~found], s[~found], ql[~found]
+        known = exact.find(ql)[0] | recent.find(ql)[0]
+        q, s, ql = q[~known], s[~known], ql[~known]
         disagree = (interp_from_parent(parent, q) > cfg.level) != s
         new = torch.unique(ql[disagree])
         if len(new) == 0:
             break
         vals = ask(_unlin(new, n) * h)
-        exact.add(new, vals)
+        recent.add(new, vals)
+    if len(recent.keys):
+        exact.add(recent.keys, recent.vals)
     if check and rounds >= cfg.max_rounds:
         log.warning("octree: lossless check stopped after %d rounds at stride %d", rounds, h)
     info = {"stride": h, "queries": ask.count - before, "surface_queries": first,
