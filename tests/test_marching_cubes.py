@@ -16,6 +16,16 @@ from streamrecon.occupancy.grid import surface_cells_dense
 native = pytest.importorskip("streamrecon._native", reason="native extension not built (pip install -e .)")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # these tests are many small torch ops: on a shared 2-core machine one thread avoids the
+    # intra-op thread hand-offs that make them several times slower; restored afterwards
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _canonical(v: np.ndarray, f: np.ndarray):
     """Vertices sorted lexicographically, and faces as a multiset of vertex-coordinate triples
     (rounded to 1e-9), each rotated to start at its smallest vertex (rotation keeps the winding).

@@ -16,6 +16,16 @@ from streamrecon.mesh import extract_mesh
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "pifuhd_small" / "pifuhd_small.pt"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # these tests are many small torch ops: on a shared 2-core machine one thread avoids the
+    # intra-op thread hand-offs that make them several times slower; restored afterwards
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _sorted_vertices(mesh):
     v = mesh.vertices.astype(np.float64)
     return v[np.lexsort(v.T[::-1])]
@@ -35,8 +45,8 @@ def _assert_octree_equals_dense(field, n, cfg=OctreeConfig(), device="cpu", max_
 
 
 def test_sphere_and_torus_lossless():
-    _assert_octree_equals_dense(SphereField(radius=0.45, center=(0.1, 0.05, -0.1)), 96, OctreeConfig(init_resolution=8), max_fraction=0.15)
-    _assert_octree_equals_dense(TorusField(), 96, OctreeConfig(init_resolution=8), max_fraction=0.15)
+    _assert_octree_equals_dense(SphereField(radius=0.45, center=(0.1, 0.05, -0.1)), 72, OctreeConfig(init_resolution=8), max_fraction=0.2)
+    _assert_octree_equals_dense(TorusField(), 72, OctreeConfig(init_resolution=8), max_fraction=0.2)
 
 
 @pytest.fixture(scope="module")
