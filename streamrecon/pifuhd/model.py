@@ -134,6 +134,28 @@ class PifuhdModel:
         self.options = options
         self.device = torch.device(device)
         self.chunk = int(chunk)
+        self.backend = "eager"
+        """what runs the sub-networks: 'eager' until ``compile``, then e.g. 'onnxruntime' or
+        'mixed: normal_front=onnxruntime, ...'."""
+        self.weights_id: Optional[str] = None
+        """identity of the weights in engine-cache keys ("sha256:<checkpoint file sha256>" when the
+        loader knows the file); ``compile`` hashes the state dict when None."""
+        self._runners: Dict[str, Any] = {}
+
+    def compile(self, cfg, cache=None) -> "PifuhdModel":
+        """Run the normal nets, both filters and the query MLPs through ``streamrecon.backends``
+        runners for ``cfg`` (a ``BackendConfig``); engines are built once and cached (see
+        ``streamrecon.pifuhd.compiled``). ``cfg.device`` must be this model's device. Returns self."""
+        from .compiled import compile_subnets
+
+        if torch.device(cfg.device) != self.device:
+            raise ValueError(f"cfg.device: the model is on {self.device}, got {cfg.device!r}")
+        self._runners = compile_subnets(self, cfg, cache=cache)
+        used = {name: r.backend for name, r in self._runners.items()}
+        kinds = set(used.values())
+        self.backend = kinds.pop() if len(kinds) == 1 else "mixed: " + ", ".join(f"{k}={v}" for k, v in used.items())
+        log.info("pifuhd backends: %s", self.backend)
+        return self
 
     # ---- image side -------------------------------------------------------------------------
     @torch.no_grad()
@@ -141,9 +163,20 @@ class PifuhdModel:
         """img [1, 3, S, S] and img_big [1, 3, B, B], normalised to [-1, 1] (``preprocess``)."""
         img = img.to(self.device, torch.float32)
         img_big = img_big.to(self.device, torch.float32)
+        if self._runners:
+            return self._encode_compiled(img, img_big, rect)
         nmls = self.net.netG.normal_maps(img)
         coarse = self.net.netG.filter(img, nmls)
         fine = self.net.filter(img_big, nmls)
+        return PifuhdFeatures(coarse=coarse, fine=fine, normals=nmls, rect=rect)
+
+    def _encode_compiled(self, img: torch.Tensor, img_big: torch.Tensor, rect: Optional[tuple]) -> PifuhdFeatures:
+        r = self._runners
+        maps = [r[name](img) for name in ("normal_front", "normal_back") if name in r]
+        nmls = torch.cat(maps, 1) if maps else None
+        extra = (nmls,) if nmls is not None else ()
+        coarse = r["coarse_filter"](img, *extra)
+        fine = r["fine_filter"](img_big, *extra)
         return PifuhdFeatures(coarse=coarse, fine=fine, normals=nmls, rect=rect)
 
     def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None) -> PifuhdFeatures:
@@ -184,6 +217,10 @@ class PifuhdModel:
         in_xy = (u >= -1) & (u <= 1) & (v >= -1) & (v <= 1)
         uv = torch.stack([u, v], 1)
         z = coarse_net.depth_feature(d)[None]
+        head = self._runners.get("query_head")
+        if head is not None:
+            occ = head(torch.cat([_sample(features.coarse, uv), z], 0), _sample(features.fine, uv))
+            return occ * in_xy.to(occ.dtype)
         _, phi = coarse_net.mlp(torch.cat([_sample(features.coarse, uv), z], 0), phi_only=True)
         occ, _ = self.net.mlp(torch.cat([_sample(features.fine, uv), phi], 0))
         return occ[0] * in_xy.to(occ.dtype)
