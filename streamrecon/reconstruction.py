@@ -24,7 +24,7 @@ EVALUATORS = ("octree", "dense")
 
 
 def _octree_default():
-    from .occupancy.octree import OctreeConfig
+    from .occupancy.config import OctreeConfig
 
     return OctreeConfig()
 
