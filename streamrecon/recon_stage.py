@@ -42,6 +42,12 @@ class StageConfig:
     people: str = "auto"
     """Person finder: ``auto`` (streamrecon.people when available) or ``full-frame`` (one person,
     the whole frame as a centred square crop)."""
+    backend: str = "auto"
+    """Execution backend of the network (``streamrecon.backends.BackendConfig.backend``)."""
+    precision: str = "fp32"
+    """Arithmetic precision (fp16/bf16 on CUDA only)."""
+    engines_dir: Optional[str] = None
+    """Compiled-engine cache folder (None: the default, see ``streamrecon.backends.cache``)."""
 
 
 @dataclass
@@ -169,6 +175,14 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
             "use --model synthetic to check the streaming path"
         ) from None
     model = load_model(cfg.checkpoint)
+    from .backends import BackendConfig
+    from .backends.flags import apply_backend
+
+    try:
+        bcfg = BackendConfig(backend=cfg.backend, precision=cfg.precision, cache_dir=cfg.engines_dir)
+    except ValueError as exc:
+        raise UserInputError(f"backend: {exc}") from None
+    apply_backend(model, bcfg, cfg.checkpoint)
     names = {f.name for f in fields(ReconConfig)}
     rcfg = ReconConfig(**({"resolution": cfg.resolution} if "resolution" in names else {}))
 

@@ -125,3 +125,50 @@ def test_engine_cache_rebuilds_foreign_and_stale(tmp_path):
     compile_module(module, (image, points), cfg, "toy-a", dynamic={1: [1]})
     compile_module(ToyFilterAndMLP(), (image, points), cfg, "toy-b", dynamic={1: [1]})
     assert len(cache.entries()) == 2
+
+
+# ---- CLI flags (--backend/--precision/--engines-dir) -------------------------------------------
+def test_backend_flags_mirror_config_and_reject_bad_combinations():
+    import argparse
+
+    from streamrecon.backends.flags import add_backend_flags, apply_backend, backend_config
+    from streamrecon.errors import UserInputError
+
+    p = argparse.ArgumentParser()
+    add_backend_flags(p, with_device=True)
+    args = p.parse_args([])
+    assert backend_config(args) == BackendConfig()  # defaults live in one place
+    args = p.parse_args(["--backend", "onnxruntime", "--engines-dir", "/x"])
+    assert backend_config(args) == BackendConfig(backend="onnxruntime", cache_dir="/x")
+    with pytest.raises(UserInputError, match="fp16.*CUDA"):
+        backend_config(p.parse_args(["--precision", "fp16"]))
+
+    class NoCompile:
+        name = "plain"
+
+    assert apply_backend(NoCompile(), BackendConfig()) == "eager"  # auto falls back
+    with pytest.raises(UserInputError, match="no compiled path"):
+        apply_backend(NoCompile(), BackendConfig(backend="onnxruntime"))
+
+
+def test_apply_backend_hashes_the_checkpoint_file_for_the_cache_key(tmp_path):
+    from streamrecon.backends.cache import file_sha256
+    from streamrecon.backends.flags import apply_backend
+
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"weights")
+    seen = {}
+
+    class Compilable:
+        name = "m"
+        weights_id = None
+        backend = "eager"
+
+        def compile(self, cfg):
+            seen["cfg"], seen["id"] = cfg, self.weights_id
+            self.backend = "onnxruntime"
+            return self
+
+    cfg = BackendConfig(backend="onnxruntime", cache_dir=str(tmp_path))
+    assert apply_backend(Compilable(), cfg, str(ckpt)) == "onnxruntime"
+    assert seen == {"cfg": cfg, "id": "sha256:" + file_sha256(ckpt)}

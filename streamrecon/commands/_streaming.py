@@ -19,6 +19,9 @@ def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") ->
                    help="vertex frame: image (frame pixels, y down) or crop (normalised crop frame); default %(default)s")
     g.add_argument("--people", choices=("auto", "full-frame"), default=StageConfig.people,
                    help="person finder: auto (detector when available) or full-frame (one centred square crop)")
+    from ..backends.flags import add_backend_flags
+
+    add_backend_flags(p)
     q = p.add_argument_group("streaming")
     q.add_argument("--policy", choices=("auto", "latest", "block"), default=policy_default,
                    help="full frame queue: latest drops stale frames (live), block loses nothing (files); auto picks by source")
@@ -35,7 +38,8 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
         raise UserInputError(f"--resolution: expected an integer >= 2, got {args.resolution}")
     check_recon_memory(args.resolution)  # before a camera opens or an output folder is made
     return StageConfig(model=args.model, checkpoint=args.checkpoint, resolution=args.resolution,
-                       mesh_frame=args.mesh_frame, people=args.people)
+                       mesh_frame=args.mesh_frame, people=args.people,
+                       backend=args.backend, precision=args.precision, engines_dir=args.engines_dir)
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:

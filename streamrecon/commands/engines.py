@@ -18,7 +18,7 @@ def register(sub) -> None:
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="build: backend (default auto)")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--resolution", type=int, default=256, help="build: reconstruction resolution to build for")
+    p.add_argument("--resolution", type=int, default=256, help="build: accepted for compatibility; PIFuHD engines do not depend on it (the point axis is dynamic)")
     p.set_defaults(func=main)
 
 
@@ -49,10 +49,22 @@ def _build(args: argparse.Namespace) -> int:
     from ..backends import BackendConfig
     from ..errors import UserInputError
 
-    cfg = BackendConfig(backend=args.backend, precision=args.precision, device=args.device, cache_dir=args.cache_dir)
+    from ..backends.cache import EngineCache, file_sha256
+
+    try:
+        cfg = BackendConfig(backend=args.backend, precision=args.precision, device=args.device, cache_dir=args.cache_dir)
+    except ValueError as exc:
+        raise UserInputError(f"engines build: {exc}") from None
     model = load_model(args.checkpoint, device=args.device)
     if not hasattr(model, "compile"):
         raise UserInputError(f"model {model.name!r} has no compiled path; use --backend eager")
+    if args.checkpoint is not None and getattr(model, "weights_id", "unset") is None:
+        model.weights_id = "sha256:" + file_sha256(args.checkpoint)
+    before = {e["file"] for e in EngineCache(args.cache_dir).entries()}
     model.compile(cfg)
-    print(f"built engines for {model.name} with backend {getattr(model, 'backend', args.backend)}")
+    after = EngineCache(args.cache_dir).entries()
+    new = [e for e in after if e["file"] not in before]
+    mine = [e for e in after if str(e.get("fields", {}).get("artefact", "")).startswith(f"{model.name}:{getattr(model, 'weights_id', '')}:")]
+    print(f"{model.name}: backend {getattr(model, 'backend', args.backend)}; {len(new)} engine(s) built, "
+          f"{len(mine) - len(new)} reused, in {EngineCache(args.cache_dir).root}")
     return 0

@@ -33,6 +33,12 @@ class ReconstructArgs:
     """'auto' (the fast reconstruction when available) or 'reference' (the reference's octree and marching cubes, step for step)."""
     device: str = "cpu"
     """torch device for the network."""
+    backend: str = "auto"
+    """execution backend (streamrecon.backends.BackendConfig.backend): auto, eager, compile, onnxruntime, tensorrt."""
+    precision: str = "fp32"
+    """arithmetic precision: fp32; fp16/bf16 on CUDA only."""
+    engines_dir: Optional[str] = None
+    """compiled-engine cache folder (default ./engines, ~/.cache/streamrecon/engines or $STREAMRECON_ENGINES)."""
 
 
 def _help(name: str) -> str:
@@ -61,6 +67,9 @@ def register(subparsers) -> None:
     p.add_argument("--frame", choices=("image", "crop"), default=d["frame"], help=_help("frame"))
     p.add_argument("--octree", choices=("auto", "reference"), default=d["octree"], help=_help("octree"))
     p.add_argument("--device", default=d["device"], help=_help("device"))
+    from ..backends.flags import add_backend_flags
+
+    add_backend_flags(p)
     p.set_defaults(func=run)
 
 
@@ -91,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     image = resolve_image(a.image)
     rect = _parse_rect(a.rect, a.person, image.shape[0], image.shape[1])
     model = load_model(a.checkpoint, device=a.device)
+    from ..backends.flags import apply_backend, backend_config
+
+    backend = apply_backend(model, backend_config(args, device=a.device), a.checkpoint)
     t1 = time.perf_counter()
     mesh = reconstruct_image(image, rect=rect, model=model, resolution=a.resolution, frame=a.frame,
                              method="reference" if a.octree == "reference" else "auto")
@@ -99,5 +111,5 @@ def run(args: argparse.Namespace) -> int:
     if mesh.num_faces == 0:
         log.warning("no surface found: the occupancy never crosses 0.5 inside the crop %s", rect)
     print(f"wrote {path}: {mesh.num_vertices} vertices, {mesh.num_faces} faces, frame {mesh.frame}, "
-          f"rect {tuple(rect)} (load {t1 - t0:.1f} s, reconstruct {t2 - t1:.1f} s)")
+          f"rect {tuple(rect)} (backend {backend}, load {t1 - t0:.1f} s, reconstruct {t2 - t1:.1f} s)")
     return 0
