@@ -96,6 +96,8 @@ def _bmp(b: bytes) -> Tuple[int, int]:
         return w, h
     _need(b, 26)
     w, h = struct.unpack_from("<ii", b, 18)
+    if w < 0:
+        raise HeaderError(f"BMP with negative width {w}")
     return w, abs(h)  # negative height = top-down rows
 
 
@@ -164,6 +166,25 @@ def _pnm(b: bytes) -> Tuple[int, int]:
         tokens.append(int(b[i:j]))
         i = j
     return tokens[0], tokens[1]
+
+
+def check_png_chunks(data: bytes) -> None:
+    """Walk a whole PNG file's chunk headers: every chunk length must fit in what is left of the
+    file. OpenCV's PNG reader allocates a chunk's announced length before reading it, so a 300-byte
+    file announcing a 2.6 GB chunk costs gigabytes and seconds per decode (found by
+    ``tests/fuzz/fuzz_image.py``); this refuses it first. O(chunks), no allocation."""
+    i, n = 8, len(data)
+    while i < n:
+        if i + 8 > n:
+            raise HeaderError(f"PNG truncated inside a chunk header at byte {i}")
+        (length,) = struct.unpack_from(">I", data, i)
+        tag = bytes(data[i + 4:i + 8])
+        if length > n - i - 12:
+            raise HeaderError(f"PNG chunk {tag!r} at byte {i} announces {length} bytes, the file has "
+                              f"{max(n - i - 12, 0)} left (corrupt or truncated)")
+        i += 12 + length
+        if tag == b"IEND":
+            return
 
 
 def check_size(width: int, height: int, name: str = "image", max_pixels: int = MAX_IMAGE_PIXELS) -> None:

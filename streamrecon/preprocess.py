@@ -29,11 +29,9 @@ Rect = Tuple[int, int, int, int]
 def load_image(path: Union[str, "os.PathLike[str]"], max_pixels: Optional[int] = None) -> np.ndarray:
     """Read an image file as uint8 RGB [H, W, 3]. The size is read from the file header first
     (``image_header``): an image above ``max_pixels`` (default ``MAX_IMAGE_PIXELS``) is refused
-    before any pixel buffer is allocated. Raises ``UserInputError`` when the file is missing,
-    empty, too large, or not an image OpenCV can decode."""
-    import cv2
-
-    from .image_header import HEADER_BYTES, MAX_IMAGE_PIXELS, HeaderError, check_size, image_size
+    before the rest of the file is read or any pixel buffer allocated. Raises ``UserInputError``
+    when the file is missing, empty, too large, or not an image OpenCV can decode."""
+    from .image_header import HEADER_BYTES
 
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -41,22 +39,48 @@ def load_image(path: Union[str, "os.PathLike[str]"], max_pixels: Optional[int] =
     try:
         with open(path, "rb") as f:
             head = f.read(HEADER_BYTES)
-            if not head:
-                raise UserInputError(f"cannot read image {path}: the file is empty (0 bytes)")
-            try:
-                w, h, _fmt = image_size(head)
-                check_size(w, h, name=path, max_pixels=max_pixels or MAX_IMAGE_PIXELS)
-            except HeaderError as exc:
-                raise UserInputError(f"cannot read image {path}: {exc}; use PNG or JPEG") from None
-            except ValueError as exc:
-                raise UserInputError(str(exc)) from None
-            data = np.frombuffer(head + f.read(), dtype=np.uint8)  # imdecode: non-ASCII paths work
+            _check_header(head, path, max_pixels)
+            data = head + f.read()
     except OSError as exc:
         raise UserInputError(f"cannot read image {path}: {exc.strerror}") from None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    return decode_image(data, name=path, max_pixels=max_pixels)
+
+
+def _check_header(data: bytes, name: str, max_pixels: Optional[int]) -> str:
+    """The format named by the header; ``UserInputError`` when empty, unknown or too large."""
+    from .image_header import MAX_IMAGE_PIXELS, HeaderError, check_size, image_size
+
+    if not data:
+        raise UserInputError(f"cannot read image {name}: the file is empty (0 bytes)")
+    try:
+        w, h, fmt = image_size(data)
+        check_size(w, h, name=name, max_pixels=max_pixels or MAX_IMAGE_PIXELS)
+    except HeaderError as exc:
+        raise UserInputError(f"cannot read image {name}: {exc}; use PNG or JPEG") from None
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+    return fmt
+
+
+def decode_image(data: bytes, name: str = "image", max_pixels: Optional[int] = None) -> np.ndarray:
+    """Encoded image bytes -> uint8 RGB [H, W, 3], size checked from the header before decoding
+    (see ``load_image``). Raises ``UserInputError`` only (the fuzz harness holds it to that)."""
+    import cv2
+
+    from .image_header import MAX_IMAGE_PIXELS, HeaderError, check_png_chunks
+
+    fmt = _check_header(data, name, max_pixels)
+    if fmt == "png":
+        try:
+            check_png_chunks(data)
+        except HeaderError as exc:
+            raise UserInputError(f"cannot read image {name}: {exc}; re-export it") from None
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise UserInputError(f"cannot read image {path}: corrupt or truncated {_fmt.upper()} data (re-export it as PNG or JPEG)")
-    return to_rgb(img, bgr=True, name=path)
+        raise UserInputError(f"cannot read image {name}: corrupt or truncated {fmt.upper()} data (re-export it as PNG or JPEG)")
+    if img.shape[0] * img.shape[1] > (max_pixels or MAX_IMAGE_PIXELS):  # a header that lied (multi-frame files)
+        raise UserInputError(f"{name}: decoded to {img.shape[1]}x{img.shape[0]} pixels, above the limit; downscale it first")
+    return to_rgb(img, bgr=True, name=name)
 
 
 def to_rgb(img: np.ndarray, bgr: bool = False, name: str = "image") -> np.ndarray:

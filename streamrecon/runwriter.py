@@ -100,7 +100,13 @@ class RunWriter:
                     atomic_write_bytes(self.root / mname, buf.tobytes())
                     person["mask_file"] = mname
             entry["persons"].append(person)
-        self.manifest["frames"].append(entry)
+        frames = self.manifest["frames"]
+        if frames and isinstance(frames[-1], dict):
+            # earlier entries are final: keep them as compact JSON text (~0.4 KB instead of ~1.3 KB
+            # of dicts a frame), so a long run's memory stays flat; only the newest stays a dict
+            # (the session adds its timings after ``write``)
+            frames[-1] = json.dumps(frames[-1], allow_nan=False, separators=(",", ":"))
+        frames.append(entry)
         if time.monotonic() - self._last_flush >= self.manifest_interval_s:
             self._flush()
         return entry
@@ -114,8 +120,17 @@ class RunWriter:
         """Rewrite the manifest now (the end of a run, or a caller that wants it current)."""
         self._flush()
 
+    def frames(self) -> list:
+        """The manifest's frame entries as dicts (what ``manifest.json`` holds)."""
+        return [json.loads(f) if isinstance(f, str) else f for f in self.manifest["frames"]]
+
     def _flush(self) -> None:
-        data = json.dumps(self.manifest, indent=1, allow_nan=False).encode()
+        head = json.dumps({**self.manifest, "frames": []}, indent=1, allow_nan=False)
+        frames = ",\n".join(f if isinstance(f, str) else json.dumps(f, allow_nan=False, separators=(",", ":"))
+                            for f in self.manifest["frames"])
+        marker = '"frames": []'
+        assert head.count(marker) == 1
+        data = head.replace(marker, '"frames": [\n' + frames + "\n]").encode()
         atomic_write_bytes(self.root / "manifest.json", data)
         self.manifest_writes += 1
         self._last_flush = time.monotonic()

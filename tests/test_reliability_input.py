@@ -140,8 +140,25 @@ def test_truncated_png_data_is_a_user_error(tmp_path):
     ok, buf = cv2.imencode(".png", img)
     path = tmp_path / "cut.png"
     path.write_bytes(buf.tobytes()[: len(buf) // 2])
-    with pytest.raises(UserInputError, match="corrupt or truncated PNG"):
+    with pytest.raises(UserInputError, match="corrupt or truncated"):
         load_image(path)
+
+
+def test_png_chunk_announcing_gigabytes_is_refused_without_decoding(tmp_path, monkeypatch):
+    """Found by tests/fuzz/fuzz_image.py: a 7x9 PNG whose IDAT claims 2.6 GB made OpenCV allocate
+    it (2.6 GB RSS, ~2 s per decode)."""
+    import cv2
+
+    data = bytearray(png_header_only(7, 9))
+    idat = data.index(b"IDAT") - 4
+    data[idat:idat + 4] = struct.pack(">I", 0x9DFFC192)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bytes(data))
+    calls = []
+    monkeypatch.setattr(cv2, "imdecode", lambda *a, **k: calls.append(a) or None)
+    with pytest.raises(UserInputError, match=r"chunk b'IDAT' .* announces 2650784146 bytes"):
+        load_image(path)
+    assert calls == []
 
 
 def test_image_folder_refuses_a_huge_image_as_source_error(tmp_path):
