@@ -87,7 +87,9 @@ def load_checkpoint(path: PathLike) -> Any:
         if "inline_container" in msg or "archive" in msg:
             raise CheckpointError(f"{path} is a zip archive but not a PyTorch checkpoint; expected a torch.save file such as pifuhd.pt") from None
         raise CheckpointError(f"cannot load checkpoint {path}: {_first_line(msg)}") from None
-    except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError,
+            AssertionError, OverflowError, RecursionError) as exc:
+        # AssertionError: torch's legacy loader asserts on a damaged storage table (bit flips)
         raise CheckpointError(
             f"{path} is not a valid PyTorch checkpoint ({type(exc).__name__}: {_first_line(str(exc))}); expected a torch.save file such as pifuhd.pt"
         ) from None
