@@ -86,7 +86,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-every", type=int, default=500)
     ap.add_argument("--stay-s", type=float, default=2.0, help="subscriber: seconds connected")
     ap.add_argument("--away-s", type=float, default=0.5, help="subscriber: seconds disconnected")
-    ap.add_argument("--max-rss-growth-mib", type=float, default=64.0)
+    ap.add_argument("--max-rss-growth-mib", type=float, default=16.0,
+                    help="allowed RSS growth start -> end (the manifest index is held in memory: ~0.5 KB a frame)")
     a = ap.parse_args(argv)
 
     from streamrecon.capture import SyntheticSource
@@ -158,6 +159,8 @@ def main(argv=None) -> int:
         "samples": samples,
     }
     growth = result["rss_mib"]["end"] - result["rss_mib"]["start"]
+    span = max(end["frame"] - start["frame"], 1)
+    result["rss_mib"]["growth_kib_per_frame"] = round(growth * 1024 / span, 3)
     ok = (result["lost_frames"] == 0 and result["manifest_files_missing"] == 0 and on_disk == a.frames
           and growth <= a.max_rss_growth_mib
           and result["threads"]["during_max"] == result["threads"]["during_min"])
