@@ -375,10 +375,14 @@ class ReconnectingSource(Source):
         self._close_inner()
 
 
-def open_source(spec: Optional[str] = None, camera: Optional[int] = None, live: Optional[bool] = None) -> Source:
-    """Open what the user named (see module docstring). Raises ``SourceError``/``UserInputError``."""
+def open_source(spec: Optional[str] = None, camera: Optional[int] = None, live: Optional[bool] = None,
+                reconnect: ReconnectConfig = ReconnectConfig()) -> Source:
+    """Open what the user named (see module docstring). Cameras and network streams are wrapped in
+    ``ReconnectingSource`` (``reconnect``). Raises ``SourceError``/``UserInputError``."""
+    if reconnect.attempts < 0 or reconnect.backoff_s < 0:
+        raise UserInputError(f"--reconnect-attempts/--reconnect-backoff: expected values >= 0, got {reconnect}")
     if camera is not None:
-        return ReconnectingSource(lambda: CameraSource(camera))
+        return ReconnectingSource(lambda: CameraSource(camera), reconnect)
     if not spec:
         raise UserInputError("no input: pass a video file, a stream URL, an image folder or --camera N")
     if spec.startswith("synthetic:"):
@@ -386,7 +390,7 @@ def open_source(spec: Optional[str] = None, camera: Optional[int] = None, live: 
     if not spec.startswith(STREAM_SCHEMES) and os.path.isdir(spec):
         return ImageFolderSource(spec)
     if spec.startswith(STREAM_SCHEMES) and live is not False:
-        return ReconnectingSource(lambda: AVSource(spec, live=live))
+        return ReconnectingSource(lambda: AVSource(spec, live=live), reconnect)
     return AVSource(spec, live=live)
 
 

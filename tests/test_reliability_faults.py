@@ -210,3 +210,10 @@ def test_sigkill_mid_run_leaves_only_complete_files_and_temps_are_cleaned(tmp_pa
     w = RunWriter(str(out), source="s", source_kind="synthetic", model="synthetic", resolution=24)
     assert w.removed_temps >= 1
     assert not [n for sub in ("meshes", "frames", "masks") for n in os.listdir(out / sub) if n.endswith(".tmp")]
+
+
+def test_reconnect_flags_are_checked_up_front():
+    r = subprocess.run([sys.executable, "-m", "streamrecon.cli", "live", "synthetic:", "--model", "synthetic",
+                        "--reconnect-attempts", "-1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().startswith("streamrecon: error: --reconnect-attempts"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..capture import ReconnectConfig
 from ._streaming import add_stage_flags, pipeline_config, print_summary, stage_config
 
 
@@ -21,6 +22,10 @@ def register(subparsers) -> None:
     p.add_argument("--view", action="store_true", help="open the viewer (streamrecon view) on the stream")
     p.add_argument("--out", default=None, help="also record a run directory here")
     p.add_argument("--format", choices=("obj", "ply"), default="obj", help="mesh format with --out")
+    p.add_argument("--reconnect-attempts", type=int, default=ReconnectConfig.attempts, metavar="N",
+                   help="camera/stream lost: reopen attempts (back-off doubling) before stopping (default %(default)s)")
+    p.add_argument("--reconnect-backoff", type=float, default=ReconnectConfig.backoff_s, metavar="S",
+                   help="seconds before the first reopen attempt (default %(default)s)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     add_stage_flags(p)
     p.set_defaults(func=main)
@@ -43,7 +48,8 @@ def main(args: argparse.Namespace) -> int:
         from ..viewer import check_can_view
 
         check_can_view()  # fail before the camera opens, not in a child process
-    source = open_source(args.source, camera=args.camera, live=True)
+    reconnect = ReconnectConfig(attempts=args.reconnect_attempts, backoff_s=args.reconnect_backoff)
+    source = open_source(args.source, camera=args.camera, live=True, reconnect=reconnect)
     if not source.live:
         source = PacedSource(source)
     scfg = stage_config(args)
