@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include "marching_cubes.h"
+#include "octree_cells.h"
 
 namespace py = pybind11;
 
@@ -9,4 +10,5 @@ PYBIND11_MODULE(_native, m) {
     m.doc() = "streamrecon native kernels";
     m.attr("ABI_VERSION") = 2;
     register_marching_cubes(m);
+    register_octree_cells(m);
 }

@@ -189,3 +189,15 @@ def test_fixture_model_octree_exact_on_every_surface_it_finds(fixture_query_fn):
     assert len(found) >= 5 and b.num_vertices >= 0.6 * a.num_vertices
     assert all(c in truth for c in found), sorted(set(found) - truth)[:5]
     assert volume_iou(dense, octree) > 0.6 and octree.num_queries < 0.1 * n**3
+
+
+@pytest.mark.parametrize("field,n,cfg", [(body_field(), 96, OctreeConfig()), (TorusField(), 70, OctreeConfig(exact_vertices=False)),
+                                         (SphereField(radius=1.1), 48, OctreeConfig(init_resolution=8))])
+def test_native_surface_cells_match_torch_twin(field, n, cfg):
+    pytest.importorskip("streamrecon._native", reason="native extension not built")
+    o = evaluate_octree(field, n, cfg)
+    c_nat, v_nat = o.surface_cells_and_values(native=True)
+    c_pt, v_pt = o.surface_cells_and_values(native=False)
+    assert len(c_pt) > 0
+    assert torch.equal(c_nat, c_pt)
+    assert torch.equal(v_nat, v_pt)  # bit-identical interpolation

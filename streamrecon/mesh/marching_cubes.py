@@ -70,8 +70,7 @@ def extract_mesh(grid, method: str = "auto") -> Mesh:
     elif method == "auto":
         nat = native_or_none("sparse marching cubes")
     if nat is not None:
-        cells = grid.surface_cells()
-        vals = grid.corner_values(cells)
+        cells, vals = grid.surface_cells_and_values()
         v, f = marching_cubes_sparse(cells.cpu().numpy(), vals.cpu().numpy(), (n, n, n), grid.level)
         meta.update(mc_method="sparse", surface_cells=int(len(cells)))
     else:

@@ -98,8 +98,7 @@ def query_benchmark(query_fn: Callable, resolution: int, cfg: OctreeConfig = Oct
     gather, kernel = [], []
     for _ in range(max(1, repeats)):
         t = time.perf_counter()
-        cells = grid.surface_cells()
-        vals = grid.corner_values(cells)
+        cells, vals = grid.surface_cells_and_values()
         c_np, v_np = cells.cpu().numpy(), vals.cpu().numpy()
         t1 = time.perf_counter()
         v_sp, f_sp = marching_cubes_sparse(c_np, v_np, (n, n, n), cfg.level)

@@ -46,7 +46,8 @@ class OccupancyGrid(Protocol):
     - ``resolution``: N; ``level``: the iso level (0.5); ``num_queries``: points sent to query_fn.
     - ``to_dense()``: float32 numpy [N, N, N] (allocates the full volume: 4 N^3 bytes).
     - ``surface_cells()``: int64 torch [M, 3] cells in [0, N-2]^3 whose corners straddle level,
-      sorted by linear index; ``corner_values(cells)``: float32 torch [M, 8] (CORNER_OFFSETS order).
+      sorted by linear index; ``corner_values(cells)``: float32 torch [M, 8] (CORNER_OFFSETS order);
+      ``surface_cells_and_values()``: both at once (native where available).
     - ``inside_slab(i0, i1)``: bool torch [i1-i0, N, N], occupancy > level for x indices i0..i1-1.
     """
 
@@ -57,6 +58,8 @@ class OccupancyGrid(Protocol):
     def to_dense(self) -> np.ndarray: ...
 
     def surface_cells(self) -> torch.Tensor: ...
+
+    def surface_cells_and_values(self, native: bool = True) -> tuple: ...
 
     def corner_values(self, cells: torch.Tensor) -> torch.Tensor: ...
 
@@ -84,6 +87,10 @@ class DenseOccupancy:
 
     def surface_cells(self) -> torch.Tensor:
         return surface_cells_dense(self.values, self.level)
+
+    def surface_cells_and_values(self, native: bool = True):
+        cells = self.surface_cells()
+        return cells, self.corner_values(cells)
 
     def corner_values(self, cells: torch.Tensor) -> torch.Tensor:
         off = torch.as_tensor(CORNER_OFFSETS, device=self.values.device)

@@ -245,6 +245,22 @@ class OctreeOccupancy:
         c = c[_in_range(c, n - 2)]
         return _unlin(torch.unique(_lin(c, n)), n)
 
+    def surface_cells_and_values(self, native: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``surface_cells()`` and their ``corner_values()`` in one call: the native kernel
+        (``streamrecon._native.octree_surface_cells``, one pass in C++) on CPU when built,
+        else the torch code (its slow twin; also the GPU path)."""
+        nat = None
+        if native and self.device.type == "cpu":
+            from ..native import native_or_none
+
+            nat = native_or_none("octree surface cells")
+        if nat is None:
+            cells = self.surface_cells()
+            return cells, self.corner_values(cells)
+        cells, vals = nat.octree_surface_cells(self.keys.numpy(), self.vals.numpy(), self.parent.numpy(),
+                                               self.extent, self.resolution, self.level)
+        return torch.from_numpy(cells), torch.from_numpy(vals)
+
     def corner_values(self, cells: torch.Tensor) -> torch.Tensor:
         off = torch.as_tensor(CORNER_OFFSETS, device=self.device)
         cells = cells.to(self.device)

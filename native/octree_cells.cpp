@@ -1,0 +1,164 @@
+// Surface cells of an octree grid and their corner values, in one pass over the queried points.
+// Native twin of OctreeOccupancy.surface_cells() + corner_values() (streamrecon/occupancy/octree.py);
+// tests/test_octree.py compares them (same cells, bit-identical values).
+//
+// Finest lattice: L + 1 points per axis (L = extent), linear key (i * n1 + j) * n1 + k.
+// keys: sorted int64 [K] of queried points, vals: float32 [K] their values; parent: float32
+// [n2, n2, n2] values of the stride-2 lattice (n2 = L / 2 + 1). A point that was not queried takes
+// its value by midpoint interpolation of its parent support, x then y then z, (a + b) * 0.5 in
+// float32 (the torch code's order), and its side from any support point (supports of
+// interpolated points never straddle the level).
+#include "octree_cells.h"
+
+#include <pybind11/numpy.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace {
+
+struct Lattice {
+    const int64_t* keys;
+    const float* vals;
+    int64_t nk;
+    const float* parent;
+    int64_t n1, n2;
+    double level;
+    std::vector<int64_t> table;  // open addressing: key index or -1 (a hash beats binary search)
+    uint64_t mask = 0;
+
+    static uint64_t hash(int64_t k) {
+        uint64_t x = static_cast<uint64_t>(k);
+        x ^= x >> 33;
+        x *= 0xff51afd7ed558ccdULL;
+        x ^= x >> 33;
+        return x;
+    }
+    void build() {
+        uint64_t cap = 16;
+        while (cap < static_cast<uint64_t>(nk) * 2) cap <<= 1;
+        table.assign(cap, -1);
+        mask = cap - 1;
+        for (int64_t r = 0; r < nk; ++r) {
+            uint64_t i = hash(keys[r]) & mask;
+            while (table[i] >= 0) i = (i + 1) & mask;
+            table[i] = r;
+        }
+    }
+    int64_t find(int64_t key) const {
+        for (uint64_t i = hash(key) & mask;; i = (i + 1) & mask) {
+            const int64_t r = table[i];
+            if (r < 0 || keys[r] == key) return r;
+        }
+    }
+    float parent_at(int64_t i, int64_t j, int64_t k) const { return parent[(i * n2 + j) * n2 + k]; }
+    bool side(int64_t key) const {
+        const int64_t f = find(key);
+        if (f >= 0) return vals[f] > level;
+        const int64_t i = key / (n1 * n1), j = (key / n1) % n1, k = key % n1;
+        return parent_at(i >> 1, j >> 1, k >> 1) > level;
+    }
+    float value(int64_t i, int64_t j, int64_t k) const {
+        const int64_t f = find((i * n1 + j) * n1 + k);
+        if (f >= 0) return vals[f];
+        const int64_t li = i >> 1, lj = j >> 1, lk = k >> 1, oi = i & 1, oj = j & 1, ok = k & 1;
+        float c[2][2][2];
+        for (int dx = 0; dx < 2; ++dx)
+            for (int dy = 0; dy < 2; ++dy)
+                for (int dz = 0; dz < 2; ++dz) c[dx][dy][dz] = parent_at(li + dx * oi, lj + dy * oj, lk + dz * ok);
+        float cx[2][2], cy[2];
+        for (int dy = 0; dy < 2; ++dy)
+            for (int dz = 0; dz < 2; ++dz) cx[dy][dz] = (c[0][dy][dz] + c[1][dy][dz]) * 0.5f;
+        for (int dz = 0; dz < 2; ++dz) cy[dz] = (cx[0][dz] + cx[1][dz]) * 0.5f;
+        return (cy[0] + cy[1]) * 0.5f;
+    }
+};
+
+constexpr int kCorner[8][3] = {{0, 0, 0}, {1, 0, 0}, {1, 1, 0}, {0, 1, 0},
+                               {0, 0, 1}, {1, 0, 1}, {1, 1, 1}, {0, 1, 1}};
+
+py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::array::forcecast> keys,
+                               py::array_t<float, py::array::c_style | py::array::forcecast> vals,
+                               py::array_t<float, py::array::c_style | py::array::forcecast> parent,
+                               int64_t extent, int64_t resolution, double level) {
+    if (keys.ndim() != 1 || vals.ndim() != 1 || keys.shape(0) != vals.shape(0))
+        throw std::invalid_argument("keys, vals: expected 1-D arrays of the same length");
+    if (extent < 2 || extent % 2 || resolution < 2 || resolution > extent + 1)
+        throw std::invalid_argument("extent: expected an even L >= 2 with resolution <= L + 1");
+    const int64_t n2 = extent / 2 + 1;
+    if (parent.ndim() != 3 || parent.shape(0) != n2 || parent.shape(1) != n2 || parent.shape(2) != n2)
+        throw std::invalid_argument("parent: expected float32 [L/2 + 1]^3");
+    Lattice lat{keys.data(), vals.data(), keys.shape(0), parent.data(), extent + 1, n2, level, {}, 0};
+    const int64_t n1 = lat.n1, nk = lat.nk;
+    for (int64_t r = 0; r < nk; ++r) {
+        if (lat.keys[r] < 0 || lat.keys[r] >= n1 * n1 * n1 || (r && lat.keys[r] <= lat.keys[r - 1]))
+            throw std::invalid_argument("keys: expected sorted unique keys of the finest lattice");
+    }
+    std::vector<int64_t> cells;
+    std::vector<float> corners;
+    {
+        py::gil_scoped_release release;
+        lat.build();
+        const int64_t strides[3] = {n1 * n1, n1, 1};
+        const int64_t hi = resolution - 2;  // last cell index
+        for (int64_t r = 0; r < nk; ++r) {
+            const int64_t p = lat.keys[r];
+            const bool sp = lat.vals[r] > level;
+            const int64_t pc[3] = {p / (n1 * n1), (p / n1) % n1, p % n1};
+            for (int a = 0; a < 3; ++a) {
+                int64_t lower[2];
+                int nl = 0;
+                if (pc[a] < extent && lat.side(p + strides[a]) != sp) lower[nl++] = p;
+                if (pc[a] > 0) {
+                    const int64_t q = p - strides[a];
+                    if (lat.find(q) < 0 && lat.side(q) != sp) lower[nl++] = q;
+                }
+                const int b = (a + 1) % 3, c = (a + 2) % 3;
+                for (int e = 0; e < nl; ++e) {
+                    const int64_t l[3] = {lower[e] / (n1 * n1), (lower[e] / n1) % n1, lower[e] % n1};
+                    for (int db = 0; db < 2; ++db)
+                        for (int dc = 0; dc < 2; ++dc) {
+                            int64_t cc[3] = {l[0], l[1], l[2]};
+                            cc[b] -= db;
+                            cc[c] -= dc;
+                            if (cc[0] < 0 || cc[1] < 0 || cc[2] < 0 || cc[0] > hi || cc[1] > hi || cc[2] > hi) continue;
+                            cells.push_back((cc[0] * resolution + cc[1]) * resolution + cc[2]);
+                        }
+                }
+            }
+        }
+        std::sort(cells.begin(), cells.end());
+        cells.erase(std::unique(cells.begin(), cells.end()), cells.end());
+        corners.resize(cells.size() * 8);
+        for (size_t m = 0; m < cells.size(); ++m) {
+            const int64_t i = cells[m] / (resolution * resolution), j = (cells[m] / resolution) % resolution,
+                          k = cells[m] % resolution;
+            for (int q = 0; q < 8; ++q) corners[m * 8 + q] = lat.value(i + kCorner[q][0], j + kCorner[q][1], k + kCorner[q][2]);
+        }
+    }
+    const py::ssize_t m = static_cast<py::ssize_t>(cells.size());
+    py::array_t<int64_t> cout({m, static_cast<py::ssize_t>(3)});
+    auto co = cout.mutable_unchecked<2>();
+    for (py::ssize_t r = 0; r < m; ++r) {
+        co(r, 0) = cells[r] / (resolution * resolution);
+        co(r, 1) = (cells[r] / resolution) % resolution;
+        co(r, 2) = cells[r] % resolution;
+    }
+    py::array_t<float> vout({m, static_cast<py::ssize_t>(8)});
+    std::copy(corners.begin(), corners.end(), vout.mutable_data());
+    return py::make_tuple(cout, vout);
+}
+
+}  // namespace
+
+void register_octree_cells(py::module_& m) {
+    m.def("octree_surface_cells", &octree_surface_cells, py::arg("keys"), py::arg("vals"), py::arg("parent"),
+          py::arg("extent"), py::arg("resolution"), py::arg("level") = 0.5,
+          "Cells (int64 [M,3], sorted, in [0, resolution-2]^3) with an edge crossing the level, and their "
+          "corner values (float32 [M,8], PyMCubes corner order), from an octree's queried points (sorted keys "
+          "of the (extent+1)^3 lattice, values) and its stride-2 parent lattice float32 [extent/2+1]^3.");
+}
