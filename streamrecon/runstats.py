@@ -56,7 +56,8 @@ def format_summary(s: dict) -> str:
     """A small text table of ``RunStats.summary``."""
     lines = [
         f"frames: {s['frames_in']} in, {s['frames_done']} done, {s['dropped']} dropped; "
-        f"{s['meshes']} meshes; {s['fps']:.2f} fps over {s['wall_s']:.1f} s",
+        f"{s['meshes']} meshes; {s['fps']:.2f} fps over {s['wall_s']:.1f} s"
+        + (f"; {s['skipped']} undecodable frames skipped" if s.get("skipped") else ""),
         f"latency (capture -> written): p50 {s['latency_s']['p50'] * 1e3:.1f} ms, p95 {s['latency_s']['p95'] * 1e3:.1f} ms",
         f"{'stage':<12} {'mean ms':>10} {'p95 ms':>10}",
     ]
