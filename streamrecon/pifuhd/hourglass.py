@@ -53,11 +53,15 @@ class ConvBlock(nn.Module):
             self.downsample = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.conv1(F.relu(self.bn1(x)))
-        b = self.conv2(F.relu(self.bn2(a)))
-        c = self.conv3(F.relu(self.bn3(b)))
+        # In-place ReLU on fresh norm outputs and an in-place residual add: the same arithmetic
+        # without three 256-channel temporaries per block (at the fine level's 512x512 each is
+        # 256 MB, and fresh allocations of that size cost page faults on every call).
+        a = self.conv1(F.relu_(self.bn1(x)))
+        b = self.conv2(F.relu_(self.bn2(a)))
+        c = self.conv3(F.relu_(self.bn3(b)))
         skip = x if self.downsample is None else self.downsample(x)
-        return torch.cat([a, b, c], 1) + skip
+        out = torch.cat([a, b, c], 1)
+        return out.add_(skip)
 
 
 class HourGlass(nn.Module):
@@ -87,7 +91,8 @@ class HourGlass(nn.Module):
         else:
             low = self._modules[f"b2_plus_{level}"](low)
         low = self._modules[f"b3_{level}"](low)
-        return upper + F.interpolate(low, scale_factor=2, mode="bicubic", align_corners=True)
+        # upper + up in place on the fresh upsampled map (addition commutes exactly)
+        return F.interpolate(low, scale_factor=2, mode="bicubic", align_corners=True).add_(upper)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._level(self.depth, x)
@@ -121,7 +126,7 @@ class HGFilter(nn.Module):
     def forward(self, x: torch.Tensor, last_only: bool = True) -> Tuple[List[torch.Tensor], torch.Tensor]:
         """Returns (feature maps of the stacks, the stem output ``normx``). With ``last_only``
         (inference) only the last stack's map is returned, as the reference keeps in eval mode."""
-        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu_(self.bn1(self.conv1(x)))
         x = self.conv2(x)
         if self.down_type == "ave_pool":
             x = F.avg_pool2d(x, 2, stride=2)
@@ -130,7 +135,7 @@ class HGFilter(nn.Module):
         outputs = []
         for i in range(self.n_stack):
             y = self._modules[f"top_m_{i}"](self._modules[f"m{i}"](prev))
-            y = F.relu(self._modules[f"bn_end{i}"](self._modules[f"conv_last{i}"](y)))
+            y = F.relu_(self._modules[f"bn_end{i}"](self._modules[f"conv_last{i}"](y)))
             out = self._modules[f"l{i}"](y)
             outputs.append(out)
             if i < self.n_stack - 1:
