@@ -48,9 +48,10 @@ class TrainConfig:
     """silhouette rays per view per step"""
     sil_depths: int = 24
     """samples along each silhouette ray"""
-    sil_weight: float = 0.5
-    """weight of the silhouette loss"""
-    free: float = 0.125
+    sil_weight: float = 0.05
+    """weight of the silhouette loss (0.5 taught the network a cheap shortcut: a thin sheet at
+    one depth behind the body, which the sharp mask term then cuts to the exact silhouette)"""
+    free: float = 0.4
     """extra empty points in front of/behind the body, as a share of --points (see dataset.batch)"""
     max_yaw_deg: float = 90.0
     """train on views whose yaw is within this many degrees of facing the camera"""
