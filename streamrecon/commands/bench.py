@@ -65,6 +65,9 @@ def main_query(args: argparse.Namespace) -> int:
         raise UserInputError(f"--resolution: expected 8..2048 points per axis, got {args.resolution}")
     if args.repeats < 1:
         raise UserInputError(f"--repeats: expected >= 1, got {args.repeats}")
+    for name in ("band", "margin", "spread"):
+        if getattr(args, name) < 0:
+            raise UserInputError(f"--{name}: expected >= 0 (0 = off), got {getattr(args, name)}")
     import torch
 
     from ..occupancy.benchmark import make_query_fn, query_benchmark

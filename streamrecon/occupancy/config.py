@@ -34,6 +34,13 @@ class OctreeConfig:
     are network values and vertices equal the dense grid's (off: ~17% fewer queries; features
     first seen at the finest level are not followed, vertices move by < 1 voxel where one end
     was interpolated)"""
+    margin: float = 0.0
+    """also refine every coarse cell (query all its child points) with a corner value within this
+    distance of the level, so detached features whose peak barely crosses the level between
+    lattice points are found (0 = off: only cells the surface crosses)"""
+    spread: float = 0.0
+    """also refine every coarse cell whose corner values differ by more than this (max - min;
+    the reference PIFuHD octree's criterion, 0.05 there; 0 = off)"""
     batch_points: int = 65536
     """points per query_fn call (bounds the network's activation memory)"""
     level: float = 0.5

@@ -9,8 +9,10 @@ Algorithm (see docs/octree.md):
 1. Query the coarse lattice (stride s0, about ``init_resolution`` points per axis) in full.
 2. Halve the stride. A new point is *queried* when its support (the 2, 4 or 8 coarse points it is
    the midpoint of) does not lie on one side of the level, i.e. it sits on a coarse edge, face or
-   cell the surface crosses (optionally every point of those cells dilated by ``band`` cells). All
-   other points are *interpolated* (midpoint averages), which keeps their side exactly.
+   cell the surface crosses (optionally every point of those cells dilated by ``band`` cells, and
+   every point of the cells flagged by ``margin`` / ``spread``: a corner near the level, corner
+   values spreading widely). All other points are *interpolated* (midpoint averages), which keeps
+   their side exactly.
 3. Lossless check: where a queried point and an interpolated 6-neighbour lie on opposite sides,
    the interpolation disagrees with the network: query that neighbour too, and repeat from the
    newly queried points until nothing disagrees. On a converged level every edge the surface
@@ -303,8 +305,9 @@ def evaluate_octree(
     an ``OctreeOccupancy``, or a ``DenseOccupancy`` when the grid is no finer than the coarse
     lattice. ``num_queries`` counts every point sent to ``query_fn``."""
     n = check_resolution(resolution)
-    if cfg.batch_points < 1 or cfg.band < 0:
-        raise ValueError(f"cfg: batch_points must be >= 1 and band >= 0, got {cfg.batch_points}, {cfg.band}")
+    if cfg.batch_points < 1 or cfg.band < 0 or not (cfg.margin >= 0 and cfg.spread >= 0):
+        raise ValueError(f"cfg: batch_points must be >= 1 and band, margin, spread >= 0, got "
+                         f"{cfg.batch_points}, {cfg.band}, {cfg.margin}, {cfg.spread}")
     device = torch.device(device)
     t_start = time.perf_counter()
     s0 = coarse_stride(n, cfg.init_resolution)
@@ -339,6 +342,24 @@ def evaluate_octree(
     return OctreeOccupancy(n, extent, dense, exact, cfg.level, ask.count, stats)
 
 
+def _flagged_cells(parent: torch.Tensor, cfg: OctreeConfig) -> torch.Tensor:
+    """Cells [M, 3] (lower corners, parent lattice) meeting the optional refinement criteria:
+    a corner value within ``cfg.margin`` of the level, or corner values spreading more than
+    ``cfg.spread``. Min/max over the 8 corners, separably (x, then y, then z)."""
+    mn, mx = parent, parent
+    for axis in range(3):
+        m = mn.shape[axis] - 1
+        mn = torch.minimum(mn.narrow(axis, 0, m), mn.narrow(axis, 1, m))
+        mx = torch.maximum(mx.narrow(axis, 0, m), mx.narrow(axis, 1, m))
+    flag = torch.zeros(mn.shape, dtype=torch.bool, device=parent.device)
+    if cfg.margin > 0:
+        # some corner v with |v - level| <= margin (cells the surface crosses included)
+        flag |= (mn <= cfg.level + cfg.margin) & (mx >= cfg.level - cfg.margin)
+    if cfg.spread > 0:
+        flag |= (mx - mn) > cfg.spread
+    return torch.nonzero(flag)
+
+
 def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, extent: int,
             cfg: OctreeConfig) -> Tuple[_Sorted, dict]:
     """One level: from the dense parent lattice (stride 2h) to the queried points of stride h."""
@@ -351,21 +372,28 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
 
     side = parent > cfg.level
     cand = []
+    whole = []  # cells (parent lattice) all of whose child points are queried
     for axis in range(3):
         crossed = side.narrow(axis, 0, npar - 1) != side.narrow(axis, 1, npar - 1)
         p = torch.nonzero(crossed)
         if cfg.band > 0:
-            cells = _cells_of_edges(p, axis)
+            whole.append(_cells_of_edges(p, axis))
+        else:
+            pts = (2 * p[:, None, :] + _edge_offsets(axis, dev)[None]).reshape(-1, 3)
+            pts = pts[_in_range(pts, n - 1)]
+            cand.append(_lin(pts, n))
+    if cfg.margin > 0 or cfg.spread > 0:
+        whole.append(_flagged_cells(parent, cfg))
+    if whole:
+        cells = torch.cat(whole)
+        if cfg.band > 0:
             r = torch.arange(-cfg.band, cfg.band + 1, device=dev)
             d = torch.cartesian_prod(r, r, r)
             cells = (cells[:, None, :] + d[None]).reshape(-1, 3)
-            cells = cells[_in_range(cells, npar - 2)]
-            cells = _unlin(torch.unique(_lin(cells, npar)), npar)
-            k3 = torch.cartesian_prod(*(torch.arange(3, device=dev),) * 3)
-            pts = (2 * cells[:, None, :] + k3[None]).reshape(-1, 3)
-        else:
-            pts = (2 * p[:, None, :] + _edge_offsets(axis, dev)[None]).reshape(-1, 3)
-        pts = pts[_in_range(pts, n - 1)]
+        cells = cells[_in_range(cells, npar - 2)]
+        cells = _unlin(torch.unique(_lin(cells, npar)), npar)
+        k3 = torch.cartesian_prod(*(torch.arange(3, device=dev),) * 3)
+        pts = (2 * cells[:, None, :] + k3[None]).reshape(-1, 3)
         cand.append(_lin(pts, n))
     cand = torch.unique(torch.cat(cand)) if cand else torch.zeros(0, dtype=torch.int64, device=dev)
     found, _ = exact.find(cand)
