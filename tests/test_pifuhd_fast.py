@@ -108,6 +108,12 @@ def test_onnx_engines_are_cached_per_subnetwork_and_reused(onnx_dir, caplog):
     assert not [r for r in caplog.records if "building" in r.getMessage()]  # nothing rebuilt
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == mtimes
     assert again.weights_id == model.weights_id
+    # ONNX Runtime holds the normal nets now: their PyTorch copies are freed, and an eager
+    # compile of them is refused instead of running on empty weights
+    assert model.released == {"normal_front", "normal_back"}
+    assert model.net.netG.netF.model[1].weight.is_meta
+    with pytest.raises(ValueError, match="reload the model"):
+        model.compile(BackendConfig(backend="eager", cache_dir=str(tmp_path)))
     # other weights -> other engines
     other = _load()
     with torch.no_grad():

@@ -7,6 +7,12 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+ORT_CPU_MEM_ARENA = True
+"""ONNX Runtime's CPU memory arena for engines with dynamic axes (run many times per frame, e.g.
+the query MLPs: 25% less CPU time measured with it). Static-shape engines (image networks, run once
+per frame) go without: the arena would keep their activations' peak reserved between frames
+(full-size PIFuHD: peak RSS 3.9 -> 3.3 GiB)."""
+
 
 def _to_float32(out):
     import torch
@@ -74,6 +80,7 @@ def onnx_runner(module, example_inputs, device, dynamic: dict, cache, fields):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_cpu_mem_arena = ORT_CPU_MEM_ARENA and bool(dynamic)
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda":
         have = ort.get_available_providers()

@@ -16,7 +16,9 @@ query_head      coarse_in [C+1, N], fine_in [c, N] -> [N]   coarse MLP to phi, t
 The point sampling (``grid_sample``) and the in-image mask stay in torch around ``query_head``;
 N (points per batch) is a dynamic axis. ``auto`` on CPU picks per sub-network what measured
 fastest on a 2-core AMD EPYC (benchmarks/README.md): ONNX Runtime for the normal nets (1.8x less
-CPU time than oneDNN eager), eager for the rest (channels-last for the fine filter: ~9% less).
+CPU time than PyTorch eager) and the query MLPs (2.6x less: MLAS's GEMM runs near peak on this
+CPU where PyTorch's addmm does not), eager for the filters (ORT was no faster there;
+channels-last for the fine filter: ~9% less).
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ CPU_AUTO = {
     "normal_back": ("onnxruntime", "eager"),
     "coarse_filter": ("eager",),
     "fine_filter": ("eager",),
-    "query_head": ("eager",),
+    "query_head": ("onnxruntime", "eager"),
 }
 """``auto`` on CPU: preferred backends per sub-network, first available wins (measured, see the
 module docstring)."""
@@ -47,21 +49,30 @@ CHANNELS_LAST = ("fine_filter",)
 
 
 class _CoarseFilter(nn.Module):
+    """``CoarseNet.filter`` holding only the hourglass (not the normal nets it sits beside)."""
+
     def __init__(self, coarse) -> None:
         super().__init__()
-        self.coarse = coarse
+        self.image_filter = coarse.image_filter
 
     def forward(self, img: torch.Tensor, nmls: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.coarse.filter(img, nmls)
+        from .model import CoarseNet
+
+        return CoarseNet.filter(self, img, nmls)  # uses only self.image_filter
 
 
 class _FineFilter(nn.Module):
+    """``FineNet.filter`` holding only the fine hourglass."""
+
     def __init__(self, fine) -> None:
         super().__init__()
-        self.fine = fine
+        self.image_filter = fine.image_filter
+        self.opt = fine.opt
 
     def forward(self, img_big: torch.Tensor, nmls: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.fine.filter(img_big, nmls)
+        from .model import FineNet
+
+        return FineNet.filter(self, img_big, nmls)  # uses self.image_filter and self.opt
 
 
 class QueryHead(nn.Module):
@@ -139,9 +150,17 @@ def pick_backend(subnet: str, cfg) -> str:
     return resolve_backend(cfg)
 
 
-def compile_subnets(model, cfg, cache=None) -> Dict[str, object]:
+RELEASABLE = ("normal_front", "normal_back")
+"""sub-networks whose PyTorch weights nothing else uses (the MLPs and filters are shared or small)."""
+
+
+def compile_subnets(model, cfg, cache=None, release_weights: bool = True) -> Dict[str, object]:
     """Runners for every sub-network of ``model`` (a ``PifuhdModel``) under ``cfg``. Engines are
-    built or taken from the cache. Returns {name: Runner}."""
+    built or taken from the cache. Returns {name: Runner}.
+
+    ``release_weights``: once ONNX Runtime or TensorRT holds a normal net, its PyTorch copy (0.73 GB
+    each at full size) is moved to the meta device; those nets then run only through their
+    runners (``model.released`` names them; compiling them again for eager/compile is refused)."""
     from ..backends import compile_module
 
     net = model.net
@@ -150,8 +169,11 @@ def compile_subnets(model, cfg, cache=None) -> Dict[str, object]:
     mods = subnet_modules(net)
     examples = example_inputs(net, model.options, model.device)
     runners = {}
+    released = getattr(model, "released", set())
     for name, mod in mods.items():
         backend = pick_backend(name, cfg)
+        if name in released and backend in ("eager", "compile"):
+            raise ValueError(f"{name}: its PyTorch weights were released by an earlier compile; reload the model")
         sub_cfg = replace(cfg, backend=backend)
         cl = backend == "eager" and name in CHANNELS_LAST and not cfg.device.startswith("cuda")
         if cl:
@@ -161,8 +183,12 @@ def compile_subnets(model, cfg, cache=None) -> Dict[str, object]:
                                 dynamic=dynamic, cache=cache)
         if cl:
             runner = _ChannelsLast(runner)
+        if release_weights and name in RELEASABLE and backend in ("onnxruntime", "tensorrt") and name not in released:
+            mod.to("meta")
+            released.add(name)
         runners[name] = runner
         log.info("pifuhd %s: backend %s", name, backend)
+    model.released = released
     return runners
 
 
