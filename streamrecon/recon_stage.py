@@ -76,21 +76,11 @@ def full_frame_crop(frame: Frame) -> PersonCrop:
 
 
 def crop_to_image(mesh: Mesh, rect: tuple) -> Mesh:
-    """Crop-frame mesh -> image-frame mesh (``mesh_types`` formulas). The y flip mirrors the
-    orientation and z keeps its direction, so the winding is reversed to stay outward CCW."""
-    if mesh.frame == "image":
-        return mesh
-    rx, ry, rw, rh = (float(v) for v in rect)
-    v = mesh.vertices
-    out = np.empty_like(v)
-    out[:, 0] = rx + (v[:, 0] + 1.0) * 0.5 * rw
-    out[:, 1] = ry + (1.0 - v[:, 1]) * 0.5 * rh
-    out[:, 2] = v[:, 2] * rw * 0.5
-    normals = None
-    if mesh.normals is not None:
-        normals = mesh.normals * np.array([1.0, -1.0, 1.0], dtype=np.float32)
-    return Mesh(out, mesh.faces[:, ::-1], normals=normals, colors=mesh.colors, frame="image",
-                rect=tuple(rect), meta=mesh.meta)
+    """Crop-frame mesh -> image-frame mesh (``mesh_types`` formulas; winding reversed to stay
+    outward CCW under the y flip). Thin wrapper over ``streamrecon.mesh.frames.mesh_to_frame``."""
+    from .mesh.frames import mesh_to_frame
+
+    return mesh_to_frame(mesh, "image", rect)
 
 
 class FrameReconstructor:

@@ -37,25 +37,18 @@ def _points(points, name: str = "points") -> np.ndarray:
 
 def crop_to_image(points, rect) -> np.ndarray:
     """Map [N, 3] points from the crop frame to the image frame of ``rect`` = (x, y, w, h) pixels.
-    x_img = rx + (x + 1) / 2 * rw, y_img = ry + (1 - y) / 2 * rh, z_img = z * rw / 2."""
-    rx, ry, rw, rh = _rect4(rect)
-    p = _points(points)
-    out = np.empty_like(p)
-    out[:, 0] = rx + (p[:, 0] + 1.0) * (rw / 2.0)
-    out[:, 1] = ry + (1.0 - p[:, 1]) * (rh / 2.0)
-    out[:, 2] = p[:, 2] * (rw / 2.0)
-    return out
+    x_img = rx + (x + 1) / 2 * rw, y_img = ry + (1 - y) / 2 * rh, z_img = z * rw / 2
+    (``streamrecon.mesh.frames`` holds the one implementation)."""
+    from ..mesh.frames import crop_to_image_points
+
+    return crop_to_image_points(_points(points), _rect4(rect))
 
 
 def image_to_crop(points, rect) -> np.ndarray:
     """Inverse of :func:`crop_to_image`: [N, 3] image-frame pixels to the crop frame of ``rect``."""
-    rx, ry, rw, rh = _rect4(rect)
-    p = _points(points)
-    out = np.empty_like(p)
-    out[:, 0] = (p[:, 0] - rx) * (2.0 / rw) - 1.0
-    out[:, 1] = 1.0 - (p[:, 1] - ry) * (2.0 / rh)
-    out[:, 2] = p[:, 2] * (2.0 / rw)
-    return out
+    from ..mesh.frames import image_to_crop_points
+
+    return image_to_crop_points(_points(points), _rect4(rect))
 
 
 @dataclass(frozen=True)
