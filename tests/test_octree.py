@@ -16,14 +16,7 @@ from streamrecon.mesh import extract_mesh
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "pifuhd_small" / "pifuhd_small.pt"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these tests are many small torch ops: on a shared 2-core machine one thread avoids the
-    # intra-op thread hand-offs that make them several times slower; restored afterwards
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sorted_vertices(mesh):

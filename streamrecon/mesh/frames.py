@@ -10,7 +10,8 @@ import numpy as np
 from ..mesh_types import FRAMES, Mesh
 
 
-def _rect(rect) -> tuple:
+def rect_tuple(rect) -> tuple:
+    """(x, y, w, h) as floats, validated (w, h > 0); ValueError naming ``rect`` otherwise."""
     if rect is None or len(rect) != 4:
         raise ValueError(f"rect: expected (x, y, w, h) of the crop in frame pixels, got {rect!r}")
     x, y, w, h = (float(v) for v in rect)
@@ -21,20 +22,20 @@ def _rect(rect) -> tuple:
 
 def crop_to_image_points(p: np.ndarray, rect) -> np.ndarray:
     """[N, 3] crop-frame points -> image-frame pixels (float64)."""
-    rx, ry, rw, rh = _rect(rect)
+    rx, ry, rw, rh = rect_tuple(rect)
     p = np.asarray(p, dtype=np.float64)
     return np.stack([rx + (p[:, 0] + 1.0) * 0.5 * rw, ry + (1.0 - p[:, 1]) * 0.5 * rh, p[:, 2] * rw * 0.5], axis=1)
 
 
 def image_to_crop_points(p: np.ndarray, rect) -> np.ndarray:
     """Inverse of ``crop_to_image_points``."""
-    rx, ry, rw, rh = _rect(rect)
+    rx, ry, rw, rh = rect_tuple(rect)
     p = np.asarray(p, dtype=np.float64)
     return np.stack([2.0 * (p[:, 0] - rx) / rw - 1.0, 1.0 - 2.0 * (p[:, 1] - ry) / rh, 2.0 * p[:, 2] / rw], axis=1)
 
 
 def _normals_to(n: np.ndarray, rect, to_image: bool) -> np.ndarray:
-    _, _, rw, rh = _rect(rect)
+    _, _, rw, rh = rect_tuple(rect)
     # inverse transpose of diag(rw/2, -rh/2, rw/2) (or of its inverse), then renormalise
     s = np.array([2.0 / rw, -2.0 / rh, 2.0 / rw]) if to_image else np.array([rw / 2.0, -rh / 2.0, rw / 2.0])
     m = np.asarray(n, dtype=np.float64) * s

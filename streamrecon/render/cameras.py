@@ -18,14 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def _rect4(rect) -> tuple:
-    if rect is None or len(rect) != 4:
-        raise ValueError(f"rect: expected (x, y, w, h), got {rect!r}")
-    x, y, w, h = (float(v) for v in rect)
-    if not (w > 0 and h > 0):
-        raise ValueError(f"rect: width and height must be > 0, got {rect!r}")
-    return x, y, w, h
+from ..mesh.frames import crop_to_image_points, image_to_crop_points, rect_tuple
 
 
 def _points(points, name: str = "points") -> np.ndarray:
@@ -39,16 +32,12 @@ def crop_to_image(points, rect) -> np.ndarray:
     """Map [N, 3] points from the crop frame to the image frame of ``rect`` = (x, y, w, h) pixels.
     x_img = rx + (x + 1) / 2 * rw, y_img = ry + (1 - y) / 2 * rh, z_img = z * rw / 2
     (``streamrecon.mesh.frames`` holds the one implementation)."""
-    from ..mesh.frames import crop_to_image_points
-
-    return crop_to_image_points(_points(points), _rect4(rect))
+    return crop_to_image_points(_points(points), rect_tuple(rect))
 
 
 def image_to_crop(points, rect) -> np.ndarray:
     """Inverse of :func:`crop_to_image`: [N, 3] image-frame pixels to the crop frame of ``rect``."""
-    from ..mesh.frames import image_to_crop_points
-
-    return image_to_crop_points(_points(points), _rect4(rect))
+    return image_to_crop_points(_points(points), rect_tuple(rect))
 
 
 @dataclass(frozen=True)
@@ -62,7 +51,7 @@ class CropCamera:
     frame_size: tuple
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rect", _rect4(self.rect))
+        object.__setattr__(self, "rect", rect_tuple(self.rect))
         if len(self.frame_size) != 2 or min(int(s) for s in self.frame_size) <= 0:
             raise ValueError(f"frame_size: expected (height, width) > 0, got {self.frame_size!r}")
         object.__setattr__(self, "frame_size", (int(self.frame_size[0]), int(self.frame_size[1])))
