@@ -16,13 +16,18 @@ pushed through the real network (result discarded): query counts and network tim
 Each frame runs ``streamrecon.reconstruction.reconstruct_person`` (preprocess, encode, octree,
 marching cubes, cleanup, normals). Times are wall clock and process CPU time (the machine may be
 shared: CPU seconds / threads is what an idle machine would take, within the threads' overlap).
-Peak memory is the process's max RSS; compiled engines are built beforehand in a child process
-(``--build-only``) so an export does not count as the steady-state peak.
+Peak memory: ``peak_rss_MiB`` is the process's max RSS over everything it did (loading the model
+and its engines, the per-stage breakdown, every frame); ``load_peak_rss_MiB`` covers loading alone
+and ``frame_peak_rss_MiB`` the timed frames alone (Linux ``VmHWM``, reset before them). Compiled
+engines are built beforehand in a child process (``--build-only``) so an export does not count.
+Like the ``streamrecon`` command, the script turns on huge pages for large tensors before torch is
+imported (``streamrecon.process``); ``--no-huge-pages`` measures without.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -84,6 +89,26 @@ class BodyFieldProxy:
         return self.field(points)
 
 
+def _vm_hwm_mib() -> float:
+    """Peak resident set (``VmHWM``) of this process in MiB, or the ru_maxrss fallback."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _reset_vm_hwm() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux >= 4.0: ``echo 5 > /proc/self/clear_refs``)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def _timed(fn, reps):
     out, wall, cpu = None, [], []
     for _ in range(reps):
@@ -140,10 +165,12 @@ def run(args) -> dict:
     compile_s = time.perf_counter() - t
     if args.build_only:
         return {"backend": backend, "compile_s": compile_s}
+    load_peak = _vm_hwm_mib()
     image, rect = _input()
     res = {
         "machine": {"platform": platform.platform(), "processor": _cpu_name(), "threads": args.threads,
                     "torch": torch.__version__, "device": args.device},
+        "huge_pages": os.environ.get("THP_MEM_ALLOC_ENABLE") == "1",
         "model": args.model, "backend": backend, "precision": args.precision, "compile_or_load_s": compile_s,
         "input": "1024x1024 image (astronaut.png upscaled), rect (-32, -32, 1088, 1088)",
         "stages": {}, "resolutions": {},
@@ -154,6 +181,7 @@ def run(args) -> dict:
     for r in args.resolution:
         rcfg = ReconConfig(resolution=r)
         reconstruct_person(proxy, image, rect, None, rcfg)  # warm-up (allocator, kernels)
+        hwm_reset = _reset_vm_hwm()
         walls, cpus, parts = [], [], []
         for _ in range(args.frames):
             if isinstance(proxy, BodyFieldProxy):
@@ -169,10 +197,12 @@ def run(args) -> dict:
             "cpu_s_per_frame_per_thread": statistics.median(cpus) / args.threads,
             "timings_median_s": {k: statistics.median(p.get(k, 0.0) for p in parts) for k in parts[0]},
             "queries": int(mesh.meta.get("num_queries", 0)), "vertices": int(mesh.num_vertices),
+            "frame_peak_rss_MiB": _vm_hwm_mib() if hwm_reset else None,
         }
         print(f"{args.model} {backend} R={r}: {s['median_s']:.2f} s/frame (p95 {s['p95_s']:.2f}), "
               f"CPU {statistics.median(cpus):.1f} s, {res['resolutions'][str(r)]['queries']} queries", file=sys.stderr)
     res["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    res["load_peak_rss_MiB"] = load_peak
     return res
 
 
@@ -242,10 +272,16 @@ def main() -> int:
     ap.add_argument("--engines-dir", default=None)
     ap.add_argument("--no-stages", action="store_true", help="skip the per-stage breakdown")
     ap.add_argument("--build-only", action="store_true", help="build/cache the engines and exit")
+    ap.add_argument("--no-huge-pages", action="store_true", help="measure without huge pages for large tensors")
     ap.add_argument("--json", default=None, help="write results here")
     ap.add_argument("--plot", default=None, help="write a PNG plot here (with --json results or --plot-only files)")
     ap.add_argument("--plot-only", nargs="*", default=None, help="only plot these result JSON files")
     args = ap.parse_args()
+    if args.no_huge_pages:
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "0"
+    from streamrecon.process import prepare_process
+
+    prepare_process()  # as the CLI does, before torch is imported
     if args.plot_only is not None:
         plot([json.loads(Path(p).read_text()) for p in args.plot_only], args.plot or "bench_e2e.png")
         return 0

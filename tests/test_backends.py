@@ -127,6 +127,39 @@ def test_engine_cache_rebuilds_foreign_and_stale(tmp_path):
     assert len(cache.entries()) == 2
 
 
+def test_large_onnx_engines_keep_weights_in_a_verified_sidecar(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    from streamrecon.backends import runners
+
+    monkeypatch.setattr(runners, "ONNX_EXTERNAL_DATA_BYTES", 0)  # every model counts as large
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 4, 1)).eval()
+    image = _inputs(1)[0]
+    cfg = BackendConfig(backend="onnxruntime", cache_dir=str(tmp_path))
+    released = []
+    runner = compile_module(module, (image,), cfg, "toy-a",
+                            before_load=lambda: released.append(True))
+    assert released == [True]  # the caller's hook ran once, before the engine was loaded
+    assert torch.allclose(runner(image), module(image), atol=PARITY_ATOL)
+    cache = EngineCache(tmp_path)
+    [entry] = cache.entries()
+    [sidecar] = entry["sidecars"]
+    assert sidecar == entry["file"] + ".data" and (tmp_path / sidecar).stat().st_size > 1000
+    assert not any(p.name.startswith(".build-") for p in tmp_path.iterdir())
+
+    # the weights file is part of the engine: tampered weights make it foreign, and it is rebuilt
+    data = bytearray((tmp_path / sidecar).read_bytes())
+    data[-1] ^= 0xFF
+    (tmp_path / sidecar).write_bytes(bytes(data))
+    assert cache.entries()[0]["status"] == "foreign"
+    runner = compile_module(module, (image,), cfg, "toy-a")
+    assert torch.allclose(runner(image), module(image), atol=PARITY_ATOL)
+    assert cache.entries()[0]["status"] == "ok"
+    # clean --stale keeps a good engine's sidecar; clean removes it with the engine
+    assert cache.clean(stale_only=True) == []
+    assert sorted(cache.clean()) == sorted([entry["file"], sidecar, entry["file"].rsplit(".", 1)[0] + ".json"])
+
+
 # ---- CLI flags (--backend/--precision/--engines-dir) -------------------------------------------
 def test_backend_flags_mirror_config_and_reject_bad_combinations():
     import argparse

@@ -1,7 +1,9 @@
 """On-disk cache of compiled engines (ONNX files, TensorRT programs).
 
 Each engine is two files in the cache folder: ``<key>.<ext>`` (the artefact) and ``<key>.json``
-(its metadata: every field the key was made from plus the artefact's sha256). ``key`` is a hash of
+(its metadata: every field the key was made from plus the artefact's sha256), and sometimes
+sidecars ``<key>.<ext><suffix>`` with their own sha256 in the metadata (large ONNX models keep
+their weights in ``<key>.onnx.data``: ONNX Runtime then loads them without a second copy). ``key`` is a hash of
 those fields — the model's identity (checkpoint hash and sub-network), input shapes, precision,
 backend and its version, torch version and device — so a change to any of them gives a new key.
 ``lookup`` re-checks the metadata and the artefact hash: a stale or foreign engine is reported and
@@ -13,9 +15,10 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from ..meshio import atomic_write_bytes
 
@@ -79,25 +82,37 @@ class EngineCache:
             return "metadata does not describe this model/shape/precision/backend version"
         if meta.get("sha256") != file_sha256(artefact):
             return "artefact content does not match its recorded hash"
-        return None
+        return _sidecar_problem(self.root, meta)
 
-    def store(self, fields: dict, ext: str, build: Callable[[Path], None]) -> Path:
-        """Build the artefact with ``build(tmp_path)`` and publish it with its metadata."""
+    def store(self, fields: dict, ext: str, build: Callable[[Path], None], sidecars: Sequence[str] = ()) -> Path:
+        """Build the artefact with ``build(path)`` and publish it with its metadata.
+
+        ``build`` writes ``path`` (the artefact's final file name, inside a private build folder)
+        and may write sidecar files named ``path.name + s`` for ``s`` in ``sidecars`` (an ONNX
+        model's external weights: the model refers to them by that name). Sidecars are published
+        first and the metadata last, so an interrupted store is never taken for a valid engine."""
         self.root.mkdir(parents=True, exist_ok=True)
         artefact, meta_path = self.paths(fields, ext)
-        tmp = artefact.with_name(f".{artefact.name}.{os.getpid()}.tmp")
+        tmp_dir = self.root / f".build-{artefact.stem}-{os.getpid()}"
+        tmp_dir.mkdir(exist_ok=True)
+        extra = {}
         try:
-            build(tmp)
-            os.replace(tmp, artefact)
+            build(tmp_dir / artefact.name)
+            for suffix in sidecars:
+                built = tmp_dir / (artefact.name + suffix)
+                if built.exists():
+                    extra[built.name] = file_sha256(built)
+                    os.replace(built, self.root / built.name)
+            os.replace(tmp_dir / artefact.name, artefact)
         finally:
-            if tmp.exists():
-                tmp.unlink()
+            shutil.rmtree(tmp_dir, ignore_errors=True)
         meta = {
             "metadata_version": METADATA_VERSION,
             "fields": fields,
             "sha256": file_sha256(artefact),
             "file": artefact.name,
-            "bytes": artefact.stat().st_size,
+            "bytes": artefact.stat().st_size + sum((self.root / n).stat().st_size for n in extra),
+            "sidecars": extra,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True).encode())
@@ -117,7 +132,7 @@ class EngineCache:
                 out.append({"file": meta_path.name, "status": "foreign"})
                 continue
             status = "ok"
-            if not artefact.exists() or meta.get("sha256") != file_sha256(artefact):
+            if not artefact.exists() or meta.get("sha256") != file_sha256(artefact) or _sidecar_problem(self.root, meta):
                 status = "foreign"
             elif engine_key(fields) != meta_path.stem or _versions_changed(fields):
                 status = "stale"
@@ -133,13 +148,32 @@ class EngineCache:
         if stale_only:
             for e in self.entries():
                 if e["status"] == "ok":
-                    keep.update({e["file"], Path(e["file"]).stem + ".json"})
+                    keep.update({e["file"], Path(e["file"]).stem + ".json", *e.get("sidecars", {})})
         for path in sorted(self.root.iterdir()):
-            if path.name in keep or path.name == "README.md" or path.is_dir():
+            if path.name in keep or path.name == "README.md":
+                continue
+            if path.is_dir():
+                if path.name.startswith(".build-"):  # left by a killed build
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path.name)
                 continue
             path.unlink()
             removed.append(path.name)
         return removed
+
+
+def _sidecar_problem(root: Path, meta: dict) -> Optional[str]:
+    """Why the sidecar files recorded in ``meta`` do not check out, or None."""
+    sidecars = meta.get("sidecars", {})
+    if not isinstance(sidecars, dict):
+        return "metadata lists its sidecar files wrongly"
+    for name, digest in sidecars.items():
+        path = root / str(name)
+        if Path(str(name)).name != str(name) or not path.is_file():
+            return f"sidecar file {name} is missing"
+        if file_sha256(path) != digest:
+            return f"sidecar file {name} does not match its recorded hash"
+    return None
 
 
 def _versions_changed(fields: dict) -> bool:

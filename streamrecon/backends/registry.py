@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..errors import BackendUnavailableError
 from .cache import EngineCache
@@ -113,12 +113,15 @@ def compile_module(
     artefact_id: str = "",
     dynamic: Optional[dict] = None,
     cache: Optional[EngineCache] = None,
+    before_load: Optional[Callable[[], None]] = None,
 ) -> Runner:
     """Compile ``module`` (eval mode, no grad) for ``cfg``.
 
     ``example_inputs``: tensors with the shapes that will be used; ``dynamic``: {input index:
     [dims that vary]} (e.g. the number of query points); ``artefact_id``: identifies the weights
-    (e.g. checkpoint sha256 + sub-network name) for the engine cache key.
+    (e.g. checkpoint sha256 + sub-network name) for the engine cache key; ``before_load``: called
+    by engine backends (ONNX Runtime) between building/finding the engine and loading it, where
+    the caller may free ``module``'s weights (they are not needed past that point).
     """
     import torch
 
@@ -149,7 +152,8 @@ def compile_module(
     elif name == "onnxruntime":
         from .runners import onnx_runner
 
-        fn = onnx_runner(module, example_inputs, device, dynamic or {}, cache, fields)
+        fields["onnx_layout"] = "external-data-above-64MiB"
+        fn = onnx_runner(module, example_inputs, device, dynamic or {}, cache, fields, before_load=before_load)
     elif name == "tensorrt":
         from .runners import tensorrt_runner
 

@@ -49,6 +49,14 @@ def compile_runner(module, device, dtype, dynamic: bool):
     return fn
 
 
+ONNX_EXTERNAL_DATA_BYTES = 64 << 20
+"""ONNX models larger than this keep their weights in a sidecar file (``<model>.data``): ONNX
+Runtime then reads them straight into its tensors, where a single-file model is parsed whole
+first (full-size PIFuHD normal net: load peak 1.58 -> 0.85 GB, resident 0.84 -> 0.77 GB)."""
+
+ONNX_SIDECAR = ".data"
+
+
 def _export_onnx(module, example_inputs, path: Path, dynamic: dict) -> None:
     import torch
 
@@ -67,16 +75,32 @@ def _export_onnx(module, example_inputs, path: Path, dynamic: dict) -> None:
             cpu_module, inputs, str(path), dynamo=False, input_names=names,
             dynamic_axes=axes, opset_version=17, do_constant_folding=True,
         )
+    if path.stat().st_size > ONNX_EXTERNAL_DATA_BYTES:
+        _move_weights_to_sidecar(path)
 
 
-def onnx_runner(module, example_inputs, device, dynamic: dict, cache, fields):
+def _move_weights_to_sidecar(path: Path) -> None:
+    """Rewrite the ONNX model at ``path`` with its initializers in ``path.name + '.data'``."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=path.name + ONNX_SIDECAR, size_threshold=1024)
+
+
+def onnx_runner(module, example_inputs, device, dynamic: dict, cache, fields, before_load=None):
+    """``before_load()``, if given, runs once the engine file exists and before ONNX Runtime loads
+    it (the caller frees the PyTorch weights there, so the two copies never coexist)."""
     import onnxruntime as ort
     import torch
 
     path = cache.lookup(fields, "onnx")
     if path is None:
         log.info("building ONNX engine for %s", fields.get("artefact"))
-        path = cache.store(fields, "onnx", lambda p: _export_onnx(module, example_inputs, p, dynamic))
+        path = cache.store(fields, "onnx", lambda p: _export_onnx(module, example_inputs, p, dynamic),
+                           sidecars=(ONNX_SIDECAR,))
+    if before_load is not None:
+        before_load()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

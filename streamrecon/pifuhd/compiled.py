@@ -159,7 +159,8 @@ def compile_subnets(model, cfg, cache=None, release_weights: bool = True) -> Dic
     built or taken from the cache. Returns {name: Runner}.
 
     ``release_weights``: once ONNX Runtime or TensorRT holds a normal net, its PyTorch copy (0.73 GB
-    each at full size) is moved to the meta device; those nets then run only through their
+    each at full size) is moved to the meta device (for ONNX Runtime before the engine is loaded,
+    so the two copies never coexist); those nets then run only through their
     runners (``model.released`` names them; compiling them again for eager/compile is refused)."""
     from ..backends import compile_module
 
@@ -179,12 +180,14 @@ def compile_subnets(model, cfg, cache=None, release_weights: bool = True) -> Dic
         if cl:
             mod = mod.to(memory_format=torch.channels_last)
         dynamic = {0: [1], 1: [1]} if name == "query_head" else None
+        release = release_weights and name in RELEASABLE and backend in ("onnxruntime", "tensorrt") and name not in released
+        # ONNX Runtime: the PyTorch copy is freed before the engine is loaded (peak = one copy)
         runner = compile_module(mod, examples[name], sub_cfg, f"pifuhd:{model.weights_id}:{name}",
-                                dynamic=dynamic, cache=cache)
+                                dynamic=dynamic, cache=cache, before_load=(lambda m=mod: m.to("meta")) if release else None)
         if cl:
             runner = _ChannelsLast(runner)
-        if release_weights and name in RELEASABLE and backend in ("onnxruntime", "tensorrt") and name not in released:
-            mod.to("meta")
+        if release:
+            mod.to("meta")  # TensorRT: after its build (a no-op when already released)
             released.add(name)
         runners[name] = runner
         log.info("pifuhd %s: backend %s", name, backend)

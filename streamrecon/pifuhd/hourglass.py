@@ -11,7 +11,7 @@ Shapes: ``HGFilter`` maps [B, in_ch, H, W] to ``n_stack`` maps [B, last_ch, H/4,
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -123,21 +123,30 @@ class HGFilter(nn.Module):
                 self.add_module(f"bl{i}", nn.Conv2d(256, 256, 1))
                 self.add_module(f"al{i}", nn.Conv2d(last_ch, 256, 1))
 
-    def forward(self, x: torch.Tensor, last_only: bool = True) -> Tuple[List[torch.Tensor], torch.Tensor]:
+    def forward(self, x: torch.Tensor, last_only: bool = True,
+                keep_normx: bool = True) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
         """Returns (feature maps of the stacks, the stem output ``normx``). With ``last_only``
-        (inference) only the last stack's map is returned, as the reference keeps in eval mode."""
+        (inference) only the last stack's map is returned, as the reference keeps in eval mode.
+        ``keep_normx=False`` returns None for ``normx`` and frees it early: at the fine level it
+        is a 128-channel map at 512 x 512 (128 MB) that nothing reads."""
         x = F.relu_(self.bn1(self.conv1(x)))
         x = self.conv2(x)
         if self.down_type == "ave_pool":
             x = F.avg_pool2d(x, 2, stride=2)
-        normx = x
+        normx = x if keep_normx else None
         prev = self.conv4(self.conv3(x))
+        del x
         outputs = []
         for i in range(self.n_stack):
-            y = self._modules[f"top_m_{i}"](self._modules[f"m{i}"](prev))
+            y = self._modules[f"m{i}"](prev)
+            if i == self.n_stack - 1 and last_only:
+                prev = None  # the last stack's input is not needed past its hourglass (256 MB at the fine level)
+            y = self._modules[f"top_m_{i}"](y)
             y = F.relu_(self._modules[f"bn_end{i}"](self._modules[f"conv_last{i}"](y)))
             out = self._modules[f"l{i}"](y)
             outputs.append(out)
             if i < self.n_stack - 1:
                 prev = prev + self._modules[f"bl{i}"](y) + self._modules[f"al{i}"](out)
-        return (outputs[-1:] if last_only else outputs), normx
+            if last_only and i < self.n_stack - 1:
+                outputs.clear()
+        return outputs, normx

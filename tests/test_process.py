@@ -1,0 +1,63 @@
+"""Process set-up (streamrecon.process): huge pages for torch's large tensors are switched on
+before torch loads, a user's own setting wins, and a late call says it is too late."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+CODE = """
+import os, sys
+from streamrecon.process import prepare_process
+{before}
+on = prepare_process()
+import torch
+big = torch.ones(64 << 20, dtype=torch.uint8)  # 64 MB: above torch's 2 MB huge-page threshold
+huge = 0
+for line in open("/proc/self/smaps_rollup"):
+    if line.startswith("AnonHugePages:"):
+        huge = int(line.split()[1])
+print(on, os.environ.get("THP_MEM_ALLOC_ENABLE"), huge)
+"""
+
+
+def _thp_available() -> bool:
+    try:
+        return "[never]" not in open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return False
+
+
+def _run(before: str = "", env_value=None) -> list:
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if env_value is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = env_value
+    out = subprocess.run([sys.executable, "-c", CODE.format(before=before)], env=env, capture_output=True,
+                         text=True, check=True, timeout=120)
+    return out.stdout.split()
+
+
+@pytest.mark.skipif(not _thp_available(), reason="transparent huge pages are off or absent (Linux only)")
+def test_huge_pages_switched_on_before_torch_loads():
+    on, value, huge_kb = _run()
+    assert (on, value) == ("True", "1")
+    off_kb = int(_run(env_value="0")[2])
+    # torch asked the kernel for huge pages for the 64 MB tensor (and only with the setting)
+    assert int(huge_kb) >= 32 * 1024 > off_kb, (huge_kb, off_kb)
+
+
+def test_users_own_setting_wins():
+    assert _run(env_value="0")[:2] == ["False", "0"]
+
+
+def test_late_call_does_not_claim_an_effect():
+    # torch already imported without the variable: nothing is set behind the user's back
+    assert _run(before="import torch")[:2] == ["False", "None"]
+
+
+def test_cli_prepares_the_process_before_importing_torch():
+    code = ("import os, sys\nfrom streamrecon.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(os.environ.get('THP_MEM_ALLOC_ENABLE'), 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split()[-2:] == ["1", "False"]
