@@ -56,7 +56,8 @@ class ReconConfig:
     octree: object = field(default_factory=_octree_default)
     """``occupancy.OctreeConfig`` (its batch_points is replaced by the one above)"""
     cleanup: object = field(default_factory=_cleanup_default)
-    """``mesh.CleanupConfig``: small-component removal (default keeps the main body), smoothing"""
+    """``mesh.CleanupConfig``: small and hidden component removal (default keeps the main body and
+    the visible parts of at least 2% of its size), smoothing"""
 
     def __post_init__(self) -> None:
         if self.evaluator not in EVALUATORS:

@@ -186,3 +186,33 @@ def test_marching_cubes_of_dense_sphere_field_matches_radius():
     v, f = ev.marching_cubes(vol, 48)
     r = np.linalg.norm(v, axis=1)
     assert len(f) > 1000 and abs(r.mean() - 0.6) < 2.0 / 48
+
+
+class _BallsAndSheet:
+    """An ImplicitModel double: a ball, a smaller detached ball in front of it to the side, and a
+    sheet hidden behind the big ball (wider than it, as the shipped weights' depth slab)."""
+
+    name, device = "balls", "cpu"
+
+    def query(self, features, p):
+        big = p.norm(dim=1) < 0.3
+        small = (p - torch.tensor([0.6, 0.6, -0.2])).norm(dim=1) < 0.1
+        sheet = (p[:, 0].abs() < 0.32) & (p[:, 1].abs() < 0.32) & (p[:, 2] > 0.45) & (p[:, 2] < 0.65)
+        return (big | small | sheet).float()
+
+
+def test_eval_cleanup_settings_use_the_product_path():
+    from streamrecon.embedded import evaluate as ev
+    from streamrecon.mesh.cleanup import connected_components
+
+    def pieces(cleanup):
+        v, f = ev.reconstruct_mesh(_BallsAndSheet(), None, ev.EvalConfig(resolution=48, cleanup=cleanup))
+        lab = connected_components(f, len(v))[f[:, 0]]
+        return len(np.unique(lab)), v[np.unique(f)]
+
+    (n_none, _), (n_big, v_big), (n_prod, v_prod) = pieces("none"), pieces("largest"), pieces("product")
+    assert (n_none, n_big, n_prod) == (3, 1, 2)
+    assert np.linalg.norm(v_big, axis=1).max() < 0.35
+    assert v_prod[:, 2].max() < 0.35 and v_prod[:, 0].max() > 0.6  # sheet gone, small ball kept
+    with pytest.raises(ValueError, match="cleanup"):
+        ev.EvalConfig(cleanup="biggest")

@@ -1,15 +1,17 @@
-"""Mesh cleanup (components, smoothing), vertex normals and colour sampling."""
+"""Mesh cleanup (small and hidden components, smoothing), vertex normals and colour sampling."""
 from collections import deque
 
 import numpy as np
 import pytest
+import torch
 
 from streamrecon.fields import CapsuleUnionField, SphereField
 from streamrecon.mesh import CleanupConfig, cleanup_mesh, connected_components, extract_mesh, taubin_smooth, vertex_normals
+from streamrecon.mesh.cleanup import remove_hidden_components, visible_fractions
 from streamrecon.mesh.colour import sample_vertex_colours
 from streamrecon.mesh.normals import mesh_area_volume
 from streamrecon.mesh_types import Mesh
-from streamrecon.occupancy import evaluate_dense
+from streamrecon.occupancy import DenseOccupancy, evaluate_dense
 
 
 def _components_bfs(faces, nv):
@@ -62,6 +64,108 @@ def test_small_components_dropped_main_body_kept():
     assert len(np.unique(clean.faces)) == clean.num_vertices
     keep_all = cleanup_mesh(mesh, CleanupConfig(min_component_fraction=0.0))
     assert keep_all.num_faces == mesh.num_faces
+
+
+N = 64  # grid points per axis over the crop box; spacing 2 / N = 0.031
+
+
+def _boxes(*boxes):
+    """Occupancy grid [N, N, N] (1 inside any of the axis-aligned ``boxes`` ((lo), (hi)), crop
+    frame, else 0) on the ``occupancy.grid`` convention, optionally with cavities: a box given as
+    ("cavity", lo, hi) is carved out of what came before."""
+    t = (2.0 * np.arange(N) - N) / N
+    x, y, z = np.meshgrid(t, t, t, indexing="ij")
+    occ = np.zeros((N, N, N), np.float32)
+    for b in boxes:
+        carve = b[0] == "cavity"
+        lo, hi = (b[1], b[2]) if carve else b
+        inside = (x > lo[0]) & (x < hi[0]) & (y > lo[1]) & (y < hi[1]) & (z > lo[2]) & (z < hi[2])
+        occ[inside] = 0.0 if carve else 1.0
+    return DenseOccupancy(torch.from_numpy(occ))
+
+
+# A standing "body", the embedded model's depth slab (a sheet 1-2 voxels thick behind it, wider
+# than the body where a limb is missing: front-most there, on ~24% of its pixels), a detached
+# "hand" in front of and beside the body, and a cavity inside the body (a hidden inner shell).
+BODY = ((-0.3, -0.6, -0.15), (0.3, 0.6, 0.15))
+SHEET = ((-0.4, -0.6, 0.5), (0.4, 0.6, 0.55))
+HAND = ((0.32, 0.0, -0.35), (0.5, 0.18, -0.2))
+CAVITY = ("cavity", (-0.1, -0.1, -0.06), (0.1, 0.1, 0.06))
+
+
+def _sorted_vertices(mesh):
+    v = mesh.vertices.astype(np.float64)
+    return v[np.lexsort(v.T[::-1])]
+
+
+def _slow_visible_fractions(mesh, labels, res):
+    """Slow twin of ``visible_fractions``: exact z-buffer rasterisation (streamrecon.render) of the
+    whole mesh and of each component alone, at res x res pixels over the crop square."""
+    from streamrecon.render.rasterizer import rasterize
+
+    v = mesh.vertices.astype(np.float64)
+    raster = np.stack([(v[:, 0] + 1) * res / 2, (1 - v[:, 1]) * res / 2, v[:, 2]], 1)
+    whole = rasterize(raster, mesh.faces, res, res).face_index
+    owner = np.where(whole >= 0, labels[np.maximum(whole, 0)], -1)
+    out = []
+    for c in range(labels.max() + 1):
+        covered = rasterize(raster, mesh.faces[labels == c], res, res).mask
+        out.append((owner[covered] == c).mean())
+    return np.array(out)
+
+
+def _face_components(mesh):
+    lab = connected_components(mesh.faces, mesh.num_vertices)
+    return np.unique(lab[mesh.faces[:, 0]], return_inverse=True)[1].reshape(-1)
+
+
+def test_hidden_sheet_and_cavity_dropped_visible_detached_part_kept():
+    mesh = extract_mesh(_boxes(BODY, CAVITY, SHEET, HAND))
+    labels = _face_components(mesh)
+    assert labels.max() + 1 == 4
+    frac = visible_fractions(mesh.vertices, mesh.faces, labels)
+    centre = np.array([mesh.vertices[mesh.faces[labels == c]].reshape(-1, 3).mean(0) for c in range(4)])
+    body, hand, sheet = np.argmax(np.bincount(labels)), np.argmin(centre[:, 2]), np.argmax(centre[:, 2])
+    (cavity,) = set(range(4)) - {body, hand, sheet}
+    assert frac[body] > 0.95 and frac[hand] > 0.95
+    assert 0.15 < frac[sheet] < 0.35  # seen beside the body only
+    assert frac[cavity] == 0.0
+    clean = cleanup_mesh(mesh)
+    assert clean.meta["components_hidden"] == 2 and clean.meta["components_kept"] == 2
+    # exactly the body and the hand, untouched: the mesh of a grid that holds only them
+    want = extract_mesh(_boxes(BODY, HAND))
+    assert (clean.num_vertices, clean.num_faces) == (want.num_vertices, want.num_faces)
+    np.testing.assert_array_equal(_sorted_vertices(clean), _sorted_vertices(want))
+    keep_all = cleanup_mesh(mesh, CleanupConfig(min_visible_fraction=0.0))
+    assert keep_all.num_faces == mesh.num_faces
+    # image frame (y down, pixels): the same components go
+    from streamrecon.mesh import mesh_to_frame
+
+    img = remove_hidden_components(mesh_to_frame(mesh, "image", (10.0, 20.0, 300.0, 300.0)), 0.5)
+    assert (img.num_vertices, img.meta["components_hidden"]) == (want.num_vertices, 2)
+
+
+def test_visible_fractions_match_rasterised_twin():
+    # plus an "arm" behind the body that sticks out to one side: front-most on about half its pixels
+    mesh = extract_mesh(_boxes(BODY, SHEET, HAND, ((-0.5, -0.2, 0.25), (-0.1, 0.0, 0.4))))
+    labels = _face_components(mesh)
+    fast = visible_fractions(mesh.vertices, mesh.faces, labels)
+    slow = _slow_visible_fractions(mesh, labels, N)
+    assert len(fast) == 4 and np.abs(fast - slow).max() < 0.05, (fast, slow)
+    assert sorted(np.round(slow, 1)) == [0.2, 0.5, 1.0, 1.0], slow
+
+
+def test_visibility_cleanup_is_a_no_op_on_one_solid():
+    for field in (SphereField(radius=0.5), CapsuleUnionField([[0, -0.5, 0]], [[0, 0.5, 0.2]], [0.15], width=0.01)):
+        mesh = extract_mesh(evaluate_dense(field, 48))
+        clean = remove_hidden_components(mesh, 1.0)
+        np.testing.assert_array_equal(clean.vertices, mesh.vertices)
+        np.testing.assert_array_equal(clean.faces, mesh.faces)
+        assert clean.meta["components_hidden"] == 0
+    empty = Mesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64))
+    assert cleanup_mesh(empty).num_faces == 0
+    with pytest.raises(ValueError, match="min_visible_fraction"):
+        remove_hidden_components(mesh, 1.5)
 
 
 def test_taubin_smoothing_reduces_noise_keeps_volume():

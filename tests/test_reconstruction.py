@@ -88,7 +88,7 @@ def test_embedded_model_octree_equals_dense():
     img = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
     mask = np.zeros(img.shape[:2], bool)
     mask[50:500, 100:400] = True
-    keep = CleanupConfig(min_component_fraction=0.0)
+    keep = CleanupConfig(min_component_fraction=0.0, min_visible_fraction=0.0)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -2,7 +2,8 @@
 held-out synthetic set: Chamfer and P2S in cm, normal consistency, silhouette IoU (needs the train
 extra to build the set once; it is cached).
 
-    streamrecon eval-model [--checkpoint PATH] [--subjects 20] [--resolution 256] [--json OUT]
+    streamrecon eval-model [--checkpoint PATH] [--subjects 20] [--resolution 256]
+                           [--cleanup product|largest|none] [--json OUT]
 """
 from __future__ import annotations
 
@@ -42,8 +43,11 @@ def run(args) -> int:
 
     if args.subjects < 1 or args.resolution < 16:
         raise UserInputError("--subjects must be >= 1 and --resolution >= 16")
+    try:
+        cfg = EvalConfig(**{f.name: getattr(args, f.name) for f in fields(EvalConfig)})
+    except ValueError as exc:
+        raise UserInputError(f"--{exc}") from None
     model = load_embedded(args.checkpoint, args.device) if args.checkpoint else load_default(args.device)
-    cfg = EvalConfig(**{f.name: getattr(args, f.name) for f in fields(EvalConfig)})
     bar = tqdm(total=cfg.subjects, desc="held-out subjects", dynamic_ncols=True)
     res = evaluate_model(model, cfg, progress=bar.update)
     bar.close()

@@ -1,9 +1,10 @@
 """Evaluation of an implicit model on the fixed held-out synthetic set (bodies never seen in
 training: ``streamrecon.synth.generate.HELDOUT`` seed stream).
 
-Per subject (one view): the model reads the rendered silhouette (crop frame pixel grid), the
-occupancy is evaluated on the N^3 grid (the octree of ``streamrecon.occupancy`` when available,
-else a dense grid), marching cubes at 0.5 gives the mesh. The ground-truth surface is the outer
+Per subject (one view): the model reads the rendered silhouette (crop frame pixel grid), and the
+mesh comes from the product's own path (``streamrecon.reconstruction``: the octree on the N^3
+grid, marching cubes at 0.5, ``mesh.cleanup_mesh`` with its default ``CleanupConfig``, or one of
+the comparison settings of ``EvalConfig.cleanup``). The ground-truth surface is the outer
 surface of the dressed body (marching cubes of its exact winding-number occupancy on the same
 grid, evaluated with the same octree: garments overlap the body, so the raw triangle soup has
 inner surfaces that must not count). Metrics, with distances in cm (crop units / crop_per_metre):
@@ -43,14 +44,21 @@ class EvalConfig:
     """silhouette resolution (network input and IoU)"""
     samples: int = 20000
     """surface samples per mesh for the distance metrics"""
-    largest_component: bool = True
-    """keep only the largest connected piece of the predicted mesh (drops floating fragments, as
-    a cleanup stage does; report both settings when comparing models)"""
+    cleanup: str = "product"
+    """mesh cleanup: ``product`` (what reconstruct_person does by default: small and hidden
+    components dropped), ``largest`` (the largest connected piece only) or ``none``"""
     max_yaw_deg: float = 90.0
     """held-out views turn the person by a yaw uniform in [-max, max] degrees (the embedded model
     assumes people face the camera within 90 degrees: see docs/embedded_model.md)"""
     cache: Optional[str] = None
     """cache root (default ~/.cache/streamrecon)"""
+
+    def __post_init__(self) -> None:
+        if self.cleanup not in CLEANUPS:
+            raise ValueError(f"cleanup: expected one of {CLEANUPS}, got {self.cleanup!r}")
+
+
+CLEANUPS = ("product", "largest", "none")
 
 
 def heldout_dir(cfg: EvalConfig) -> Path:
@@ -124,6 +132,26 @@ def largest_component(vertices: np.ndarray, faces: np.ndarray):
     return vertices, faces[flab == best]
 
 
+def reconstruct_mesh(model, features, cfg: EvalConfig):
+    """The predicted mesh (vertices [V, 3] float64 crop frame, faces [F, 3] int64) of ``features``
+    through the product's path (``reconstruction.evaluate_grid`` + ``mesh_from_grid``), cleaned up
+    per ``cfg.cleanup``."""
+    from dataclasses import replace
+
+    from ..mesh.cleanup import CleanupConfig
+    from ..reconstruction import ReconConfig, evaluate_grid, mesh_from_grid
+
+    rcfg = ReconConfig(resolution=cfg.resolution, normals=False)  # the product's cleanup by default
+    if cfg.cleanup != "product":
+        rcfg = replace(rcfg, cleanup=CleanupConfig(min_component_fraction=0.0, min_visible_fraction=0.0))
+    grid = evaluate_grid(lambda p: model.query(features, p), rcfg, device=getattr(model, "device", "cpu"))
+    mesh = mesh_from_grid(grid, rcfg)
+    v, f = mesh.vertices.astype(np.float64), mesh.faces.astype(np.int64)
+    if cfg.cleanup == "largest":
+        v, f = largest_component(v, f)
+    return v, f
+
+
 def winding_query(vertices: np.ndarray, faces: np.ndarray) -> Callable:
     """A query function with the ground truth's exact occupancy (winding number > 0.5 -> 1)."""
     import torch
@@ -187,10 +215,7 @@ def evaluate_model(model, cfg: EvalConfig = EvalConfig(), progress: Optional[Cal
         s = load_heldout(cfg, i)
         t0 = time.perf_counter()
         feats = model.encode_crop(s["mask"].astype(np.float32))
-        vol = occupancy_volume(lambda p: model.query(feats, p), cfg.resolution)
-        pv, pf = marching_cubes(vol, cfg.resolution)
-        if cfg.largest_component:
-            pv, pf = largest_component(pv, pf)
+        pv, pf = reconstruct_mesh(model, feats, cfg)
         t_rec = time.perf_counter() - t0
         gvol = occupancy_volume(winding_query(s["vertices"], s["faces"]), cfg.resolution)
         gv, gf = marching_cubes(gvol, cfg.resolution)

@@ -1,9 +1,15 @@
 """Mesh cleanup: drop connected components smaller than a fraction of the largest (floaters the
-network leaves around the body), optional Taubin smoothing (no shrinkage), unused vertices removed.
-Pure numpy; faces keep their winding."""
+network leaves around the body) and components hidden behind others from the camera (surfaces no
+single view can support, e.g. the embedded model's depth slab behind the body), optional Taubin
+smoothing (no shrinkage), unused vertices removed. Pure numpy; faces keep their winding.
+
+Visibility assumes the orthographic camera of the ``crop`` and ``image`` frames
+(``streamrecon.mesh_types``): it looks along +z, so projecting is dropping z and the front-most
+surface at a pixel has the smallest z."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -17,6 +23,13 @@ class CleanupConfig:
     min_component_fraction: float = 0.02
     """drop components with fewer faces than this fraction of the largest (0 keeps all; the
     default keeps the main body and any part at least 2% of its size)"""
+    min_visible_fraction: float = 0.5
+    """drop components that are the front-most surface (seen from the camera, along +z) on less
+    than this fraction of the pixels they cover (0 keeps all). A surface hidden behind the body
+    from the only view there is cannot come from the image: the embedded model's depth slab (front
+    on 10-40% of its pixels on the held-out set at 256^3), inner shells (0%). A detached hand or
+    arm in front of or beside the body is front-most almost everywhere and stays. The component
+    seen on the most pixels always stays"""
     smooth_iterations: int = 0
     """Taubin smoothing passes (0 = off); each pass is one shrink and one inflate step"""
     smooth_lambda: float = 0.5
@@ -25,11 +38,18 @@ class CleanupConfig:
     """Taubin inflate factor (|mu| slightly above lambda keeps the volume)"""
 
 
-def connected_components(faces: np.ndarray, num_vertices: int) -> np.ndarray:
+def connected_components(faces: np.ndarray, num_vertices: int, native: bool = True) -> np.ndarray:
     """Component label [V] int64 per vertex (vertices connected through faces share a label; the
-    label is the smallest vertex index of the component). Min-label hooking with pointer jumping:
-    a few passes even on long thin meshes."""
+    label is the smallest vertex index of the component). Union-find in the native extension when
+    built (~15x faster at 40k faces, without the GIL); else min-label hooking with pointer
+    jumping in numpy (its twin: a few passes even on long thin meshes)."""
     f = np.asarray(faces, dtype=np.int64)
+    if native:
+        from ..native import native_or_none
+
+        nat = native_or_none("connected components")
+        if nat is not None:
+            return nat.face_components(f.reshape(-1, 3), int(num_vertices))
     lab = np.arange(num_vertices, dtype=np.int64)
     if len(f) == 0:
         return lab
@@ -48,6 +68,57 @@ def connected_components(faces: np.ndarray, num_vertices: int) -> np.ndarray:
             lab = nxt
         if np.array_equal(lab, before):
             return lab
+
+
+def _face_labels(mesh: Mesh) -> np.ndarray:
+    """Component index [F] int64 of each face, 0..C-1 in order of the components' smallest vertex."""
+    lab = connected_components(mesh.faces, mesh.num_vertices)
+    return np.unique(lab[mesh.faces[:, 0]], return_inverse=True)[1].reshape(-1)
+
+
+def visible_fractions(vertices: np.ndarray, faces: np.ndarray, labels: np.ndarray,
+                      pixel: Optional[float] = None) -> np.ndarray:
+    """Per component 0..C-1 of ``labels`` [F] (int, one per face): the fraction of the pixels it
+    covers on which it is the front-most surface, float64 [C] (1.0 when nothing is in front).
+    Meant for marching-cubes meshes (triangles of about one grid cell, all of similar size).
+
+    Point-splat z-buffer: each face's centroid falls in one square pixel of side ``pixel`` (mesh
+    units; default twice the median edge length, so every pixel a surface covers holds several
+    centroids and no background shows through a closed surface); the centroid with the smallest z
+    owns the pixel. The slow twin (exact rasterisation of each component) is in
+    ``tests/test_mesh_cleanup.py``."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"faces: expected shape [F, 3], got {list(f.shape)}")
+    if len(labels) != len(f):
+        raise ValueError(f"labels: expected one per face ([{len(f)}]), got {list(labels.shape)}")
+    n_comp = int(labels.max()) + 1 if len(labels) else 0
+    front, covered = _front_and_covered(v, f, labels, n_comp, pixel)
+    return front / np.maximum(covered, 1)
+
+
+def _front_and_covered(v: np.ndarray, f: np.ndarray, labels: np.ndarray, n_comp: int, pixel: Optional[float]):
+    """(pixels owned [C], pixels covered [C]) int64 per component: see ``visible_fractions``."""
+    if len(f) == 0:
+        return np.zeros(n_comp, np.int64), np.zeros(n_comp, np.int64)
+    c = v[f].mean(axis=1)
+    if pixel is None:
+        edge = np.linalg.norm(v[f[:, 1]] - v[f[:, 0]], axis=1)
+        pixel = 2.0 * float(np.median(edge[edge > 0])) if (edge > 0).any() else 1.0
+    if not pixel > 0:
+        raise ValueError(f"pixel: expected a size > 0, got {pixel}")
+    ij = np.floor((c[:, :2] - c[:, :2].min(axis=0)) / pixel).astype(np.int64)
+    key = ij[:, 0] * (int(ij[:, 1].max()) + 1) + ij[:, 1]
+    # pixels covered per component: unique (component, pixel) pairs
+    pairs = np.unique(labels * (int(key.max()) + 1) + key)
+    covered = np.bincount(pairs // (int(key.max()) + 1), minlength=n_comp)
+    # the owner of a pixel: its nearest centroid (smallest z); ties go to the lower face index
+    order = np.lexsort((np.arange(len(f)), c[:, 2], key))
+    first = np.r_[True, key[order][1:] != key[order][:-1]]
+    front = np.bincount(labels[order][first], minlength=n_comp)
+    return front, covered
 
 
 def _compact(mesh: Mesh, keep_faces: np.ndarray) -> Mesh:
@@ -76,6 +147,26 @@ def remove_small_components(mesh: Mesh, min_fraction: float) -> Mesh:
     return out
 
 
+def remove_hidden_components(mesh: Mesh, min_visible_fraction: float) -> Mesh:
+    """Keep components that are the front-most surface on at least ``min_visible_fraction`` of the
+    pixels they cover (``visible_fractions``), and always the one front-most on the most pixels.
+    Vertices must be in a frame whose camera looks along +z (``crop`` or ``image``)."""
+    if not 0.0 <= min_visible_fraction <= 1.0:
+        raise ValueError(f"min_visible_fraction: expected a value in [0, 1], got {min_visible_fraction}")
+    if mesh.num_faces == 0:
+        return mesh
+    comp = _face_labels(mesh)
+    n_comp = int(comp.max()) + 1
+    v, f = mesh.vertices.astype(np.float64), mesh.faces.astype(np.int64)
+    front, covered = _front_and_covered(v, f, comp, n_comp, None)
+    keep_comp = front >= min_visible_fraction * covered
+    keep_comp[np.argmax(front)] = True  # never empty a non-empty mesh
+    out = _compact(mesh, keep_comp[comp])
+    out.meta["components_kept"] = int(keep_comp.sum())
+    out.meta["components_hidden"] = int(n_comp - keep_comp.sum())
+    return out
+
+
 def _laplacian_step(v: np.ndarray, a: np.ndarray, b: np.ndarray, factor: float) -> np.ndarray:
     nv = len(v)
     deg = np.bincount(a, minlength=nv) + np.bincount(b, minlength=nv)
@@ -101,8 +192,12 @@ def taubin_smooth(vertices: np.ndarray, faces: np.ndarray, iterations: int, lam:
 
 
 def cleanup_mesh(mesh: Mesh, cfg: CleanupConfig = CleanupConfig()) -> Mesh:
-    """Drop small components, then smooth (normals, if any, are dropped by smoothing: recompute)."""
+    """Drop small components, then hidden ones (visibility among the components left), then smooth
+    (normals, if any, are dropped by smoothing: recompute). ``meta``: ``components_kept``,
+    ``components_dropped`` (small ones), ``components_hidden``."""
     out = remove_small_components(mesh, cfg.min_component_fraction) if cfg.min_component_fraction > 0 else mesh
+    if cfg.min_visible_fraction > 0:
+        out = remove_hidden_components(out, cfg.min_visible_fraction)
     if cfg.smooth_iterations > 0 and out.num_faces:
         v = taubin_smooth(out.vertices, out.faces, cfg.smooth_iterations, cfg.smooth_lambda, cfg.smooth_mu)
         out = Mesh(v, out.faces, colors=out.colors, frame=out.frame, rect=out.rect, meta=out.meta)
