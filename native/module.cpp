@@ -2,13 +2,15 @@
 #include <pybind11/pybind11.h>
 
 #include "marching_cubes.h"
+#include "mesh_ops.h"
 #include "octree_cells.h"
 
 namespace py = pybind11;
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "streamrecon native kernels";
-    m.attr("ABI_VERSION") = 2;
+    m.attr("ABI_VERSION") = 3;
     register_marching_cubes(m);
     register_octree_cells(m);
+    register_mesh_ops(m);
 }

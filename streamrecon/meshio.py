@@ -33,9 +33,23 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         raise
 
 
-def obj_bytes(mesh: Mesh) -> bytes:
+def obj_bytes(mesh: Mesh, native: bool = True) -> bytes:
     """OBJ text: ``v x y z [r g b]`` (colours as 0..1 floats), ``vn`` when normals exist, and
-    1-based ``f`` lines (``f a//a ...`` when normals exist)."""
+    1-based ``f`` lines (``f a//a ...`` when normals exist). Formatted by the native kernel when
+    built (byte-identical, ~10x faster and without the GIL, which the streaming threads need),
+    else by ``obj_bytes_py``, its twin."""
+    nat = None
+    if native:
+        from .native import native_or_none
+
+        nat = native_or_none("OBJ writing")
+    if nat is None:
+        return obj_bytes_py(mesh)
+    return nat.obj_text(mesh.vertices, mesh.faces.astype(np.int64, copy=False), mesh.normals, mesh.colors)
+
+
+def obj_bytes_py(mesh: Mesh) -> bytes:
+    """``obj_bytes`` in numpy and Python string formatting (the reference for the native one)."""
     v = mesh.vertices
     parts = []
     if mesh.colors is not None:

@@ -5,7 +5,9 @@
 
 Rules it enforces (docs/streaming.md):
 - ``q0`` uses the source's policy (``latest`` for live sources: stale frames dropped and counted;
-  ``block`` for files: nothing lost); later queues always ``block`` (results are never dropped).
+  ``block`` for files: nothing lost); later queues always ``block`` (results are never dropped;
+  under ``latest`` the queues between two stages hold one item, so a live frame never waits behind
+  several others).
 - Every thread hands its end of stream on in ``finally`` (``queue.close(_End)``), carrying its
   error if it failed, so a consumer never waits forever.
 - The first failure (in time) is re-raised on the caller's thread: a ``StreamreconError`` as is
@@ -80,8 +82,12 @@ class Pipeline:
         self.frames_in = 0
         self._stages = list(stages)
         self._queues = [BoundedQueue(qsize, policy, name="frames")]
-        for name, _ in self._stages:
-            self._queues.append(BoundedQueue(config.result_queue_size, "block", name=f"{name}-out"))
+        for k, (name, _) in enumerate(self._stages):
+            # between two stages of a live run one slot: a frame waits there at most one step of
+            # the next stage, and older frames are dropped at capture instead of queueing up
+            between = k < len(self._stages) - 1
+            size = 1 if (between and policy == "latest") else config.result_queue_size
+            self._queues.append(BoundedQueue(size, "block", name=f"{name}-out"))
         self._threads: List[threading.Thread] = []
         self._failure: Optional[Tuple[str, BaseException, Any]] = None
         self._lock = threading.Lock()

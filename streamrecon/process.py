@@ -13,9 +13,11 @@ Only memory the kernel hands out changes: results are bit-identical.
 
 A fixed ``malloc`` mmap threshold (glibc). glibc raises its threshold each time a large block is
 freed (up to 32 MB); afterwards blocks of up to 32 MB come from the heap, where the octree's and
-the query batches' freed arrays stay resident. Fixing it at 4 MB gives them back to the system
-(full-size PIFuHD at 512, after three frames: resident 2.75 -> 2.44 GiB, frame peak 3.75 -> 3.55
-GiB). Set with ``mallopt`` at run time; a no-op where the C library is not glibc.
+the query batches' freed arrays stay resident, while each larger block is a fresh mapping that
+is faulted in again. Measured on 2 cores: full-size PIFuHD at 512, frame peak after three frames
+3.25 / 3.35 / 3.44 GiB with the threshold fixed at 4 / 16 / 32 MB; the embedded model's
+``streamrecon run`` at 128, 7.3 / 8.3 / 7.9 fps (1.68M / 1.30M / 1.18M page faults for 120
+frames). 16 MB it is. Set with ``mallopt`` at run time; a no-op where the C library is not glibc.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import sys
 log = logging.getLogger(__name__)
 
 THP_VAR = "THP_MEM_ALLOC_ENABLE"
-MMAP_THRESHOLD_BYTES = 4 << 20
+MMAP_THRESHOLD_BYTES = 16 << 20
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -48,6 +48,10 @@ class StageConfig:
     """Arithmetic precision (fp16/bf16 on CUDA only)."""
     engines_dir: Optional[str] = None
     """Compiled-engine cache folder (None: the default, see ``streamrecon.backends.cache``)."""
+    threads: int = 0
+    """PyTorch CPU threads of the network; 0 = auto: for the embedded model, whose people,
+    network and meshing steps run on three threads, half the cores (1 on 2 cores: measured 6.5 vs
+    5.6 fps there, an idle second thread only spins); torch's default otherwise."""
 
 
 @dataclass
@@ -83,29 +87,80 @@ def crop_to_image(mesh: Mesh, rect: tuple) -> Mesh:
     return mesh_to_frame(mesh, "image", rect)
 
 
+@dataclass
+class FoundPeople:
+    """What the people step hands to the reconstruction step: the frame, its crops and the
+    seconds finding them took (``people_s``)."""
+
+    frame: Frame
+    crops: List[PersonCrop]
+    people_s: float
+
+
+@dataclass
+class EvaluatedPeople:
+    """What the network step hands to the meshing step when the stage is split in three."""
+
+    found: FoundPeople
+    pending: List[Any]
+    seconds: float
+
+
 class FrameReconstructor:
-    """Callable stage ``Frame -> FrameResult``; runs on the reconstruction thread only."""
+    """Callable stage ``Frame -> FrameResult``. Called directly, every step runs on the caller's
+    thread; ``stages()`` splits it for the pipeline into a people stage, a reconstruction stage
+    and, when ``finish`` is given, a meshing stage, each owned by its own thread: finding people in
+    frame k + 1 and meshing frame k - 1 overlap the network's work on frame k (on 2 cores the
+    embedded model's run is no longer one serial chain).
+
+    ``reconstruct(image, crop)`` returns the person's ``Mesh``, or, with ``finish``, something
+    ``finish`` turns into the ``Mesh`` (``reconstruction.evaluate_person`` / ``mesh_person``)."""
 
     def __init__(
         self,
-        reconstruct: Callable[[np.ndarray, PersonCrop], Mesh],
+        reconstruct: Callable[[np.ndarray, PersonCrop], Any],
         find_people: Optional[Callable[[Frame], List[PersonCrop]]] = None,
         mesh_frame: str = "image",
+        finish: Optional[Callable[[Any], Mesh]] = None,
     ) -> None:
         if mesh_frame not in ("image", "crop"):
             raise UserInputError(f"--mesh-frame: expected image or crop, got {mesh_frame!r}")
         self.reconstruct = reconstruct
         self.find_people = find_people or (lambda frame: [full_frame_crop(frame)])
         self.mesh_frame = mesh_frame
+        self.finish = finish
 
-    def __call__(self, frame: Frame) -> FrameResult:
+    def find(self, frame: Frame) -> FoundPeople:
+        """The people step (people thread when split)."""
         t0 = time.perf_counter()
         crops = self.find_people(frame)
+        return FoundPeople(frame, list(crops), time.perf_counter() - t0)
+
+    def evaluate(self, found: FoundPeople) -> EvaluatedPeople:
+        """The network step of a three-way split (reconstruction thread)."""
+        t0 = time.perf_counter()
+        pending = [self.reconstruct(found.frame.image, crop) for crop in found.crops]
+        return EvaluatedPeople(found, pending, time.perf_counter() - t0)
+
+    def mesh(self, ev: EvaluatedPeople) -> FrameResult:
+        """The meshing step of a three-way split (meshing thread)."""
+        t0 = time.perf_counter()
+        meshes = [self.finish(p) for p in ev.pending]
+        return self._result(ev.found, meshes, ev.seconds + time.perf_counter() - t0)
+
+    def reconstruct_found(self, found: FoundPeople) -> FrameResult:
+        """Network and meshing for every person of a frame (reconstruction thread when split)."""
+        if self.finish is not None:
+            return self.mesh(self.evaluate(found))
         t1 = time.perf_counter()
-        timings = {"people_s": t1 - t0}
+        meshes = [self.reconstruct(found.frame.image, crop) for crop in found.crops]
+        return self._result(found, meshes, time.perf_counter() - t1)
+
+    def _result(self, found: FoundPeople, meshes: List[Mesh], recon_s: float) -> FrameResult:
+        frame = found.frame
+        timings = {"people_s": found.people_s}
         persons = []
-        for crop in crops:
-            mesh = self.reconstruct(frame.image, crop)
+        for crop, mesh in zip(found.crops, meshes):
             if mesh.rect is None:
                 mesh.rect = tuple(crop.rect)
             for k, v in (mesh.meta.get("timings") or {}).items():
@@ -114,8 +169,18 @@ class FrameReconstructor:
             if self.mesh_frame == "image":
                 mesh = crop_to_image(mesh, crop.rect)
             persons.append(PersonResult(crop, mesh))
-        timings["recon_s"] = time.perf_counter() - t1
+        timings["recon_s"] = recon_s
         return FrameResult(frame, persons, timings, time.monotonic())
+
+    def __call__(self, frame: Frame) -> FrameResult:
+        return self.reconstruct_found(self.find(frame))
+
+    def stages(self) -> List[Tuple[str, Callable]]:
+        """The pipeline stages: ``people`` (Frame -> FoundPeople), then ``recon`` (-> FrameResult),
+        or ``recon`` (-> EvaluatedPeople) and ``mesh`` (-> FrameResult) when split in three."""
+        if self.finish is None:
+            return [("people", self.find), ("recon", self.reconstruct_found)]
+        return [("people", self.find), ("recon", self.evaluate), ("mesh", self.mesh)]
 
 
 def _people_finder(kind: str) -> Optional[Callable[[Frame], List[PersonCrop]]]:
@@ -175,6 +240,28 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
     apply_backend(model, bcfg, cfg.checkpoint)
     names = {f.name for f in fields(ReconConfig)}
     rcfg = ReconConfig(**({"resolution": cfg.resolution} if "resolution" in names else {}))
+
+    threads = cfg.threads
+    if threads < 0:
+        raise UserInputError(f"--threads: expected an integer >= 0, got {threads}")
+    if threads == 0 and getattr(model, "name", "") == "embedded":
+        import os
+
+        threads = max(1, (os.cpu_count() or 2) // 2)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+        log.info("network: %d torch CPU thread(s)", threads)
+    if getattr(model, "name", "") == "embedded":
+        # a small model: meshing (~30% of its frame) gets its own thread. Not for PIFuHD, whose
+        # meshing is ~1% of a frame and whose 512^3 grid would then overlap the next encode in memory
+        from .reconstruction import evaluate_person, mesh_person
+
+        def evaluate(image: np.ndarray, crop: PersonCrop):
+            return evaluate_person(model, image, crop.rect, crop.mask, rcfg)
+
+        return FrameReconstructor(evaluate, _people_finder(cfg.people), cfg.mesh_frame, finish=mesh_person)
 
     def reconstruct(image: np.ndarray, crop: PersonCrop) -> Mesh:
         return reconstruct_person(model, image, crop.rect, crop.mask, rcfg)

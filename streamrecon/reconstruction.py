@@ -109,11 +109,22 @@ def mesh_from_grid(grid, cfg: ReconConfig, image: Optional[np.ndarray] = None, r
     return mesh
 
 
-def reconstruct_person(model: ImplicitModel, image: np.ndarray, rect, mask: Optional[np.ndarray] = None,
-                       cfg: ReconConfig = ReconConfig()) -> Mesh:
-    """Mesh of the person in the square crop ``rect`` (x, y, w, h, frame pixels) of ``image``
-    (uint8 [H, W, 3] RGB) with ``model``: one ``encode``, then ``query`` over the grid.
-    Frame per ``cfg.frame`` (``crop`` by default); faces counter-clockwise seen from outside."""
+@dataclass
+class PersonGrid:
+    """The occupancy step's result for one person (``evaluate_person``), before meshing: the
+    evaluated grid, the image and rect it came from, the config and the step's timings."""
+
+    grid: object
+    image: np.ndarray
+    rect: tuple
+    cfg: ReconConfig
+    timings: dict
+    model_name: str
+
+
+def evaluate_person(model: ImplicitModel, image: np.ndarray, rect, mask: Optional[np.ndarray] = None,
+                    cfg: ReconConfig = ReconConfig()) -> PersonGrid:
+    """The network half of ``reconstruct_person``: one ``encode``, then ``query`` over the grid."""
     import torch
 
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -129,11 +140,28 @@ def reconstruct_person(model: ImplicitModel, image: np.ndarray, rect, mask: Opti
 
     grid = evaluate_grid(query_fn, cfg, device=getattr(model, "device", "cpu"))
     t2 = time.perf_counter()
-    mesh = mesh_from_grid(grid, cfg, image, rect)
     stats = getattr(grid, "stats", {})
-    mesh.meta["timings"].update(encode_s=t1 - t0, octree_s=t2 - t1, query_s=float(stats.get("query_s", 0.0)))
+    timings = {"encode_s": t1 - t0, "octree_s": t2 - t1, "query_s": float(stats.get("query_s", 0.0))}
+    return PersonGrid(grid, image, tuple(rect), cfg, timings, getattr(model, "name", type(model).__name__))
+
+
+def mesh_person(pg: PersonGrid) -> Mesh:
+    """The meshing half of ``reconstruct_person`` (marching cubes, cleanup, normals, frame)."""
+    grid, cfg = pg.grid, pg.cfg
+    mesh = mesh_from_grid(grid, cfg, pg.image, pg.rect)
+    mesh.meta["timings"].update(pg.timings)
     mesh.meta.update(num_queries=grid.num_queries, resolution=cfg.resolution, evaluator=cfg.evaluator,
-                     model=getattr(model, "name", type(model).__name__))
+                     model=pg.model_name)
     log.debug("reconstruct_person: %d queries, %d vertices, %s", grid.num_queries, mesh.num_vertices,
               {k: round(v, 3) for k, v in mesh.meta["timings"].items()})
     return mesh
+
+
+def reconstruct_person(model: ImplicitModel, image: np.ndarray, rect, mask: Optional[np.ndarray] = None,
+                       cfg: ReconConfig = ReconConfig()) -> Mesh:
+    """Mesh of the person in the square crop ``rect`` (x, y, w, h, frame pixels) of ``image``
+    (uint8 [H, W, 3] RGB) with ``model``: one ``encode``, then ``query`` over the grid, then
+    marching cubes and cleanup (``evaluate_person`` then ``mesh_person``, which a streaming run
+    may put on two threads). Frame per ``cfg.frame`` (``crop`` by default); faces counter-
+    clockwise seen from outside."""
+    return mesh_person(evaluate_person(model, image, rect, mask, cfg))

@@ -1,4 +1,5 @@
-"""One streaming session: source -> pipeline (capture thread, reconstruction thread) -> sinks on
+"""One streaming session: source -> pipeline (capture thread, people thread, reconstruction
+thread) -> sinks on
 the caller's thread (run directory, ZeroMQ publisher), with statistics. Shared by ``run`` and
 ``live``; the commands own the terminal (progress bar, summary) through ``on_result``.
 """
@@ -55,7 +56,9 @@ def run_session(
             stop_event.set()
 
         previous = signal.signal(signal.SIGINT, on_sigint)
-    pipeline = Pipeline(source, [("recon", stage)], pipe_cfg, stop_event=stop_event)
+    # a stage that splits itself (people, then recon) gets a thread per step
+    stages = stage.stages() if hasattr(stage, "stages") else [("recon", stage)]
+    pipeline = Pipeline(source, stages, pipe_cfg, stop_event=stop_event)
     interrupted = False
     t0 = time.monotonic()
     try:

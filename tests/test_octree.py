@@ -61,6 +61,21 @@ def test_thin_limbed_body_lossless(body_grids):
     assert octree.stats["levels"][-1]["lossless_queries"] > 0
 
 
+def test_mask_and_sorted_key_membership_give_the_same_octree(monkeypatch):
+    """Small lattices track queried points in a bool mask, big ones binary-search sorted keys:
+    the same points get queried and the grids are identical."""
+    from streamrecon.occupancy import octree as oc
+
+    field = body_field()
+    with_mask = evaluate_octree(field, 96, OctreeConfig(init_resolution=16))
+    monkeypatch.setattr(oc, "KNOWN_MASK_MAX_POINTS", 0)
+    with_keys = evaluate_octree(field, 96, OctreeConfig(init_resolution=16))
+    assert with_mask.num_queries == with_keys.num_queries
+    assert [lv["rounds"] for lv in with_mask.stats["levels"]] == [lv["rounds"] for lv in with_keys.stats["levels"]]
+    assert torch.equal(with_mask.keys, with_keys.keys) and torch.equal(with_mask.vals, with_keys.vals)
+    assert torch.equal(with_mask.parent, with_keys.parent)
+
+
 def test_without_lossless_check_queries_less(body_grids):
     field, dense = body_grids
     full = evaluate_octree(field, 160, OctreeConfig(init_resolution=16))

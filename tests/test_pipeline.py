@@ -167,3 +167,49 @@ def test_graceful_ctrl_c_returns_within_two_seconds_while_a_frame_is_mid_reconst
     assert elapsed < 0.5 + 2.0
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     release.set()
+
+
+def _split_sphere_stage():
+    """A stage split in three like the embedded model's: the 'network' step returns what the
+    meshing step needs; each step records the thread it ran on."""
+    from streamrecon.recon_stage import FrameReconstructor
+    from streamrecon.synthetic import SphereModel, sphere_reconstruct
+
+    model, ran_on = SphereModel(), {}
+
+    def evaluate(image, crop):
+        ran_on["recon"] = threading.current_thread().name
+        return image, crop
+
+    def finish(pending):
+        ran_on["mesh"] = threading.current_thread().name
+        image, crop = pending
+        return sphere_reconstruct(model, image, crop.rect, crop.mask)
+
+    return FrameReconstructor(evaluate, finish=finish), ran_on
+
+
+def test_split_stage_runs_people_network_and_meshing_on_their_own_threads():
+    stage, ran_on = _split_sphere_stage()
+    assert [name for name, _ in stage.stages()] == ["people", "recon", "mesh"]
+    size = (80, 60)
+    got = []
+    res = run_session(SyntheticSource(frames=12, size=size), stage, PipelineConfig(),
+                      on_result=lambda r, lat: got.append(r))
+    assert res.summary["frames_done"] == 12 and [r.frame.index for r in got] == list(range(12))
+    assert ran_on == {"recon": "streamrecon-recon", "mesh": "streamrecon-mesh"}
+    # the same results as the stage called directly on each frame
+    direct, _ = _split_sphere_stage()
+    for r in got:
+        want = direct(r.frame).persons[0].mesh
+        np.testing.assert_array_equal(r.persons[0].mesh.vertices, want.vertices)
+        assert disc_centre_error(r.persons[0].mesh, r.frame.index, size) < 2.0
+        assert {"people_s", "recon_s"} <= set(r.timings)
+
+
+def test_live_queues_between_stages_hold_one_frame():
+    stage, _ = _split_sphere_stage()
+    live = Pipeline(SyntheticSource(frames=3, live=True), stage.stages())
+    files = Pipeline(SyntheticSource(frames=3), stage.stages())
+    assert [q.maxsize for q in live._queues] == [1, 1, 1, PipelineConfig.result_queue_size]
+    assert [q.maxsize for q in files._queues] == [4] + [PipelineConfig.result_queue_size] * 3

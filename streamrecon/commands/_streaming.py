@@ -19,6 +19,8 @@ def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") ->
                    help="vertex frame: image (frame pixels, y down) or crop (normalised crop frame); default %(default)s")
     g.add_argument("--people", choices=("auto", "full-frame"), default=StageConfig.people,
                    help="person finder: auto (detector when available) or full-frame (one centred square crop)")
+    g.add_argument("--threads", type=int, default=StageConfig.threads,
+                   help="PyTorch CPU threads of the network (0 = auto: half the cores for the embedded model, whose people/network/meshing steps run on their own threads)")
     from ..backends.flags import add_backend_flags
 
     add_backend_flags(p)
@@ -39,7 +41,8 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
     check_recon_memory(args.resolution)  # before a camera opens or an output folder is made
     return StageConfig(model=args.model, checkpoint=args.checkpoint, resolution=args.resolution,
                        mesh_frame=args.mesh_frame, people=args.people,
-                       backend=args.backend, precision=args.precision, engines_dir=args.engines_dir)
+                       backend=args.backend, precision=args.precision, engines_dir=args.engines_dir,
+                       threads=args.threads)
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:

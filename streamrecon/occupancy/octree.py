@@ -143,6 +143,10 @@ def _cells_of_edges(p: torch.Tensor, axis: int) -> torch.Tensor:
     return (p[:, None, :] + offs[None]).reshape(-1, 3)
 
 
+KNOWN_MASK_MAX_POINTS = 1 << 25
+"""lattices up to this many points (N <= 320) track queried points in a bool mask (<= 32 MB);
+finer ones binary-search the sorted keys (same answers, less memory)."""
+
 _NEIGHBOURS = [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]]
 
 
@@ -396,17 +400,26 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
         pts = (2 * cells[:, None, :] + k3[None]).reshape(-1, 3)
         cand.append(_lin(pts, n))
     cand = torch.unique(torch.cat(cand)) if cand else torch.zeros(0, dtype=torch.int64, device=dev)
-    found, _ = exact.find(cand)
+    # membership of queried points: a bit per lattice point where that is small (a direct lookup
+    # instead of a binary search per candidate, every round), else the sorted keys
+    known_mask = None
+    if n ** 3 <= KNOWN_MASK_MAX_POINTS:
+        known_mask = torch.zeros(n ** 3, dtype=torch.bool, device=dev)
+        known_mask[exact.keys] = True
+    found = known_mask[cand] if known_mask is not None else exact.find(cand)[0]
     new = cand[~found]
     vals = ask(_unlin(new, n) * h)
     exact.add(new, vals)
+    if known_mask is not None:
+        known_mask[new] = True
     first = ask.count - before
 
     rounds = 0
     nb = torch.tensor(_NEIGHBOURS, dtype=torch.int64, device=dev)
     check = cfg.lossless and (cfg.exact_vertices or h > 1)
-    # points found by the check go to a small set merged once at the end (no big re-sort per round)
+    # points found by the check are merged into ``exact`` once at the end (no big re-sort per round)
     recent = _Sorted(new[:0], vals[:0])
+    found_keys, found_vals = [], []
     while check and len(new) and rounds < cfg.max_rounds:
         rounds += 1
         p = _unlin(new, n)
@@ -415,14 +428,21 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
         ok = _in_range(q, n - 1)
         q, s = q[ok], s[ok]
         ql = _lin(q, n)
-        known = exact.find(ql)[0] | recent.find(ql)[0]
+        known = known_mask[ql] if known_mask is not None else exact.find(ql)[0] | recent.find(ql)[0]
         q, s, ql = q[~known], s[~known], ql[~known]
         disagree = (interp_from_parent(parent, q) > cfg.level) != s
         new = torch.unique(ql[disagree])
         if len(new) == 0:
             break
         vals = ask(_unlin(new, n) * h)
-        recent.add(new, vals)
+        if known_mask is not None:
+            known_mask[new] = True
+            found_keys.append(new)
+            found_vals.append(vals)
+        else:
+            recent.add(new, vals)
+    if found_keys:
+        recent = _Sorted(torch.cat(found_keys), torch.cat(found_vals))  # disjoint rounds: no duplicates
     if len(recent.keys):
         exact.add(recent.keys, recent.vals)
     if check and rounds >= cfg.max_rounds:

@@ -74,7 +74,7 @@ class PeopleConfig:
     smooth: bool = True
     """Temporally smooth crop rectangles on video (One-Euro filter per person id)."""
 
-    num_threads: int = 2
+    num_threads: int = 1
     """CPU threads for the detector/landmark networks."""
 
     def __post_init__(self) -> None:
