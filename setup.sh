@@ -17,6 +17,8 @@ if [ "${1:-}" = "test" ]; then
   [ -e /usr/lib/x86_64-linux-gnu/dri ] || [ -e /usr/lib/aarch64-linux-gnu/dri ] || need+=(libgl1 libgl1-mesa-dri)
   command -v chromium >/dev/null || need+=(chromium)
   [ -d /usr/share/doc/labelme-examples ] || need+=(labelme-examples)
+  # Open3D's wheel links libusb (the viewer tests import it)
+  ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need+=(libusb-1.0-0)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "setup: installing system packages for the tests: ${need[*]}" >&2
