@@ -247,7 +247,7 @@ def plot(results: list, path: str) -> None:
         b.plot(xs, [r["resolutions"][str(x)]["cpu_s_per_frame_per_thread"] for x in xs], "o-",
                label=f"{r['model']} {r['backend'][:30]} (CPU s / threads)")
         b.plot(xs, [r["resolutions"][str(x)]["latency"]["median_s"] for x in xs], "x--",
-               label=f"{r['model']} {r['backend'][:30]} (wall, shared machine)")
+               label=f"{r['model']} {r['backend'][:30]} (wall)")
     b.plot([256, 512], [39.5, 112.5], "s:", color="k", label="reference PIFuHD (wall, 2 threads)")
     b.axhline(15, color="r", lw=0.8, ls=":", label="target 15 s at 512")
     b.set_xlabel("resolution")
