@@ -139,3 +139,33 @@ def test_ctrl_c_mid_stream_stops_cleanly(tmp_path):
 
     with socket.socket() as s:  # the port is free: the publisher is gone
         s.bind(("127.0.0.1", port))
+
+
+def test_embedded_stage_splits_in_three_and_sets_its_threads():
+    """The embedded model's stage runs people, network and meshing on three threads, with one
+    torch thread per two cores for the network (--threads 0); an explicit count wins; the split
+    gives the same meshes as the stage called directly."""
+    import torch
+
+    from streamrecon.errors import UserInputError
+    from streamrecon.frames import Frame
+    from streamrecon.recon_stage import StageConfig, build_stage
+
+    before = torch.get_num_threads()
+    try:
+        stage = build_stage(StageConfig(resolution=32, people="full-frame"))
+        assert [name for name, _ in stage.stages()] == ["people", "recon", "mesh"]
+        assert torch.get_num_threads() == max(1, (os.cpu_count() or 2) // 2)
+        build_stage(StageConfig(resolution=32, people="full-frame", threads=1))
+        assert torch.get_num_threads() == 1
+        with pytest.raises(UserInputError, match="--threads"):
+            build_stage(StageConfig(resolution=32, threads=-1))
+        img = np.zeros((64, 48, 3), np.uint8)
+        img[10:60, 14:34] = 200  # a bright upright block: GrabCut finds a person-sized mask
+        frame = Frame(0, img, 0.0)
+        direct = stage(frame).persons[0].mesh
+        split = stage.mesh(stage.evaluate(stage.find(frame))).persons[0].mesh
+        np.testing.assert_array_equal(direct.vertices, split.vertices)
+        np.testing.assert_array_equal(direct.faces, split.faces)
+    finally:
+        torch.set_num_threads(before)
