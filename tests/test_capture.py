@@ -101,3 +101,21 @@ def test_real_camera_live(tmp_path):
                         "--duration", "3", "--publish", "tcp://127.0.0.1:5581", "--out", str(tmp_path / "cam")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_live_plays_a_file_in_real_time(tmp_path):
+    """``streamrecon live FILE`` paces the file at its frame rate (a file opened live used to be
+    read as fast as it decoded, dropping nearly every frame)."""
+    from streaming_helpers import write_video
+
+    from streamrecon.capture import open_source
+    from streamrecon.commands.live import needs_pacing
+
+    video = write_video(tmp_path / "clip.mp4", 10, fps=25)
+    src = open_source(str(video), live=True)
+    assert needs_pacing(src)
+    assert not needs_pacing(SyntheticSource(frames=3, live=True))  # a live source paces itself
+    paced = PacedSource(src)
+    t0 = time.monotonic()
+    n = sum(1 for _ in paced.frames())
+    assert n == 10 and time.monotonic() - t0 >= 9 / 25 - 0.02

@@ -31,6 +31,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=main)
 
 
+def needs_pacing(source) -> bool:
+    """A file or image folder under ``live`` plays at its frame rate, like a camera (opened with
+    ``live=True`` it says it is live, but nothing makes it wait: it would be read as fast as it
+    decodes and nearly every frame dropped)."""
+    return getattr(source, "kind", "") in ("file", "images") or not source.live
+
+
 def main(args: argparse.Namespace) -> int:
     import subprocess
     import threading
@@ -50,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
         check_can_view()  # fail before the camera opens, not in a child process
     reconnect = ReconnectConfig(attempts=args.reconnect_attempts, backoff_s=args.reconnect_backoff)
     source = open_source(args.source, camera=args.camera, live=True, reconnect=reconnect)
-    if not source.live:
+    if needs_pacing(source):
         source = PacedSource(source)
     scfg = stage_config(args)
     publisher = viewer = timer = None
