@@ -229,7 +229,19 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
             f"the reconstruction modules are not available in this build ({exc}); "
             "use --model synthetic to check the streaming path"
         ) from None
+    if cfg.threads < 0:
+        raise UserInputError(f"--threads: expected an integer >= 0, got {cfg.threads}")
     model = load_model(cfg.checkpoint)
+    threads = cfg.threads
+    if threads == 0 and getattr(model, "name", "") == "embedded":
+        import os
+
+        threads = max(1, (os.cpu_count() or 2) // 2)
+    if threads:  # before compiling: ONNX Runtime sessions take torch's thread count
+        import torch
+
+        torch.set_num_threads(threads)
+        log.info("network: %d torch CPU thread(s)", threads)
     from .backends import BackendConfig
     from .backends.flags import apply_backend
 
@@ -241,18 +253,6 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
     names = {f.name for f in fields(ReconConfig)}
     rcfg = ReconConfig(**({"resolution": cfg.resolution} if "resolution" in names else {}))
 
-    threads = cfg.threads
-    if threads < 0:
-        raise UserInputError(f"--threads: expected an integer >= 0, got {threads}")
-    if threads == 0 and getattr(model, "name", "") == "embedded":
-        import os
-
-        threads = max(1, (os.cpu_count() or 2) // 2)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-        log.info("network: %d torch CPU thread(s)", threads)
     if getattr(model, "name", "") == "embedded":
         # a small model: meshing (~30% of its frame) gets its own thread. Not for PIFuHD, whose
         # meshing is ~1% of a frame and whose 512^3 grid would then overlap the next encode in memory

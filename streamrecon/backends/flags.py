@@ -42,7 +42,7 @@ def backend_config(args: argparse.Namespace, device: Optional[str] = None) -> Ba
 def apply_backend(model: Any, cfg: BackendConfig, checkpoint: Optional[str] = None) -> str:
     """Compile ``model`` for ``cfg`` when it supports it; returns what runs it (logged).
 
-    Models without ``compile`` (e.g. the embedded model) run eagerly: fine for ``auto``/``eager``
+    Models without ``compile`` run eagerly: fine for ``auto``/``eager``
     at fp32; an explicit other backend or precision is a ``UserInputError``. ``checkpoint``: the
     file the model came from; its sha256 identifies the weights in the engine cache."""
     from ..errors import UserInputError
