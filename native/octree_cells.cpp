@@ -153,9 +153,74 @@ py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::arr
     return py::make_tuple(cout, vout);
 }
 
+// One round of the octree's lossless check (streamrecon/occupancy/octree.py, _refine): the
+// 6-neighbours of the newly queried points that were never queried and whose interpolated side
+// (midpoint interpolation from the parent lattice, the same float32 arithmetic as
+// interp_from_parent) differs from the queried point's side. Returns them as sorted unique keys
+// of the child lattice (n = 2 * npar - 1 points per axis). Native twin of the torch round body;
+// tests/test_octree.py compares whole octrees built either way.
+py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style | py::array::forcecast> new_keys,
+                                        py::array_t<float, py::array::c_style | py::array::forcecast> new_vals,
+                                        py::array_t<float, py::array::c_style | py::array::forcecast> parent,
+                                        py::array_t<bool, py::array::c_style> known, double level) {
+    if (new_keys.ndim() != 1 || new_vals.ndim() != 1 || new_keys.shape(0) != new_vals.shape(0))
+        throw std::invalid_argument("new_keys, new_vals: expected 1-D arrays of the same length");
+    if (parent.ndim() != 3 || parent.shape(0) != parent.shape(1) || parent.shape(0) != parent.shape(2) || parent.shape(0) < 2)
+        throw std::invalid_argument("parent: expected float32 [P, P, P] with P >= 2");
+    const int64_t npar = parent.shape(0), n = 2 * npar - 1;
+    if (known.ndim() != 1 || known.shape(0) != n * n * n)
+        throw std::invalid_argument("known: expected bool [n^3] with n = 2 P - 1 = " + std::to_string(n));
+    const int64_t m = new_keys.shape(0);
+    const int64_t* keys = new_keys.data();
+    const float* vals = new_vals.data();
+    const float* par = parent.data();
+    const bool* kn = known.data();
+    for (int64_t r = 0; r < m; ++r)
+        if (keys[r] < 0 || keys[r] >= n * n * n) throw std::invalid_argument("new_keys: key outside the child lattice");
+    std::vector<int64_t> out;
+    {
+        py::gil_scoped_release release;
+        const float lv = static_cast<float>(level);
+        auto at = [&](int64_t i, int64_t j, int64_t k) { return par[(i * npar + j) * npar + k]; };
+        auto interp = [&](int64_t i, int64_t j, int64_t k) {
+            const int64_t li = i >> 1, lj = j >> 1, lk = k >> 1, oi = i & 1, oj = j & 1, ok = k & 1;
+            float c[2][2][2];
+            for (int dx = 0; dx < 2; ++dx)
+                for (int dy = 0; dy < 2; ++dy)
+                    for (int dz = 0; dz < 2; ++dz) c[dx][dy][dz] = at(li + dx * oi, lj + dy * oj, lk + dz * ok);
+            float cx[2][2], cy[2];
+            for (int dy = 0; dy < 2; ++dy)
+                for (int dz = 0; dz < 2; ++dz) cx[dy][dz] = (c[0][dy][dz] + c[1][dy][dz]) * 0.5f;
+            for (int dz = 0; dz < 2; ++dz) cy[dz] = (cx[0][dz] + cx[1][dz]) * 0.5f;
+            return (cy[0] + cy[1]) * 0.5f;
+        };
+        static const int kNb[6][3] = {{1, 0, 0}, {-1, 0, 0}, {0, 1, 0}, {0, -1, 0}, {0, 0, 1}, {0, 0, -1}};
+        for (int64_t r = 0; r < m; ++r) {
+            const int64_t x = keys[r] / (n * n), y = (keys[r] / n) % n, z = keys[r] % n;
+            const bool s = vals[r] > lv;
+            for (const auto& d : kNb) {
+                const int64_t qx = x + d[0], qy = y + d[1], qz = z + d[2];
+                if (qx < 0 || qy < 0 || qz < 0 || qx > n - 1 || qy > n - 1 || qz > n - 1) continue;
+                const int64_t q = (qx * n + qy) * n + qz;
+                if (kn[q]) continue;
+                if ((interp(qx, qy, qz) > lv) != s) out.push_back(q);
+            }
+        }
+        std::sort(out.begin(), out.end());
+        out.erase(std::unique(out.begin(), out.end()), out.end());
+    }
+    py::array_t<int64_t> res(static_cast<py::ssize_t>(out.size()));
+    std::copy(out.begin(), out.end(), res.mutable_data());
+    return res;
+}
+
 }  // namespace
 
 void register_octree_cells(py::module_& m) {
+    m.def("octree_check_round", &octree_check_round, py::arg("new_keys"), py::arg("new_vals"), py::arg("parent"),
+          py::arg("known"), py::arg("level") = 0.5,
+          "One lossless-check round of the octree: sorted unique child-lattice keys of the never-queried "
+          "6-neighbours of new_keys whose interpolated side disagrees with theirs. Releases the GIL.");
     m.def("octree_surface_cells", &octree_surface_cells, py::arg("keys"), py::arg("vals"), py::arg("parent"),
           py::arg("extent"), py::arg("resolution"), py::arg("level") = 0.5,
           "Cells (int64 [M,3], sorted, in [0, resolution-2]^3) with an edge crossing the level, and their "

@@ -61,19 +61,36 @@ def test_thin_limbed_body_lossless(body_grids):
     assert octree.stats["levels"][-1]["lossless_queries"] > 0
 
 
-def test_mask_and_sorted_key_membership_give_the_same_octree(monkeypatch):
-    """Small lattices track queried points in a bool mask, big ones binary-search sorted keys:
-    the same points get queried and the grids are identical."""
+@pytest.mark.parametrize("field", [body_field(), SphereField(radius=0.3, center=(0.05, 0.1, 0.0))], ids=["body", "sphere"])
+def test_native_round_mask_and_sorted_keys_give_the_same_octree(monkeypatch, field):
+    """The lossless check's rounds run natively (bit-mask membership), in torch with the mask, or
+    in torch with binary search over sorted keys (big lattices): the same points get queried and
+    the grids are identical."""
     from streamrecon.occupancy import octree as oc
 
-    field = body_field()
-    with_mask = evaluate_octree(field, 96, OctreeConfig(init_resolution=16))
+    def build():
+        return evaluate_octree(field, 96, OctreeConfig(init_resolution=16))
+
+    native = build()
+    monkeypatch.setattr(oc, "NATIVE_CHECK", False)
+    with_mask = build()
     monkeypatch.setattr(oc, "KNOWN_MASK_MAX_POINTS", 0)
-    with_keys = evaluate_octree(field, 96, OctreeConfig(init_resolution=16))
-    assert with_mask.num_queries == with_keys.num_queries
-    assert [lv["rounds"] for lv in with_mask.stats["levels"]] == [lv["rounds"] for lv in with_keys.stats["levels"]]
-    assert torch.equal(with_mask.keys, with_keys.keys) and torch.equal(with_mask.vals, with_keys.vals)
-    assert torch.equal(with_mask.parent, with_keys.parent)
+    with_keys = build()
+    assert native.stats["levels"][-1]["lossless_queries"] > 0  # the check had work to do
+    for other in (with_mask, with_keys):
+        assert native.num_queries == other.num_queries
+        assert [lv["rounds"] for lv in native.stats["levels"]] == [lv["rounds"] for lv in other.stats["levels"]]
+        assert torch.equal(native.keys, other.keys) and torch.equal(native.vals, other.vals)
+        assert torch.equal(native.parent, other.parent)
+
+
+def test_native_round_refuses_bad_shapes():
+    nat = pytest.importorskip("streamrecon._native", reason="native extension not built")
+    parent = np.zeros((5, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="known"):
+        nat.octree_check_round(np.zeros(1, np.int64), np.zeros(1, np.float32), parent, np.zeros(10, bool))
+    with pytest.raises(ValueError, match="outside"):
+        nat.octree_check_round(np.array([9 ** 3]), np.zeros(1, np.float32), parent, np.zeros(9 ** 3, bool))
 
 
 def test_without_lossless_check_queries_less(body_grids):

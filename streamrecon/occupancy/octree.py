@@ -364,6 +364,20 @@ def _flagged_cells(parent: torch.Tensor, cfg: OctreeConfig) -> torch.Tensor:
     return torch.nonzero(flag)
 
 
+NATIVE_CHECK = True
+"""run the lossless check's rounds in the native kernel when built (CPU, mask membership); the
+torch code is its twin (tests compare the octrees)."""
+
+
+def _native_round(dev: torch.device):
+    if not NATIVE_CHECK or dev.type != "cpu":
+        return None
+    from ..native import native_or_none
+
+    nat = native_or_none("octree lossless check")
+    return nat if nat is not None and hasattr(nat, "octree_check_round") else None
+
+
 def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, extent: int,
             cfg: OctreeConfig) -> Tuple[_Sorted, dict]:
     """One level: from the dense parent lattice (stride 2h) to the queried points of stride h."""
@@ -420,8 +434,18 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
     # points found by the check are merged into ``exact`` once at the end (no big re-sort per round)
     recent = _Sorted(new[:0], vals[:0])
     found_keys, found_vals = [], []
+    nat = _native_round(dev) if known_mask is not None else None
     while check and len(new) and rounds < cfg.max_rounds:
         rounds += 1
+        if nat is not None:  # the round body below in one native call (same arithmetic, sorted keys)
+            new = torch.from_numpy(nat.octree_check_round(new.numpy(), vals.numpy(), parent.numpy(), known_mask.numpy(), cfg.level))
+            if len(new) == 0:
+                break
+            vals = ask(_unlin(new, n) * h)
+            known_mask[new] = True
+            found_keys.append(new)
+            found_vals.append(vals)
+            continue
         p = _unlin(new, n)
         q = (p[:, None, :] + nb[None]).reshape(-1, 3)
         s = (vals > cfg.level).repeat_interleave(len(nb))
