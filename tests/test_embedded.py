@@ -245,3 +245,15 @@ def test_compiled_encoder_matches_eager(backend, tmp_path):
     assert entry["status"] == "ok" and entry["fields"]["artefact"].endswith(":encoder")
     load_default().compile(cfg)  # a second model with the same weights reuses the engine
     assert len(EngineCache(tmp_path).entries()) == 1
+
+
+def test_engines_build_for_the_embedded_model_then_reuse(tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    from streamrecon.cli import main
+
+    assert main(["engines", "build", "--engines-dir", str(tmp_path)]) == 0
+    assert "1 engine(s) built, 0 reused" in capsys.readouterr().out
+    assert main(["engines", "build", "--cache-dir", str(tmp_path)]) == 0
+    assert "0 engine(s) built, 1 reused" in capsys.readouterr().out
+    assert main(["engines", "list", "--engines-dir", str(tmp_path)]) == 0
+    assert ":encoder" in capsys.readouterr().out

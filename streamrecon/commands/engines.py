@@ -12,7 +12,8 @@ def register(sub) -> None:
                        "(or $STREAMRECON_ENGINES, or ~/.cache/streamrecon/engines), keyed by "
                        "checkpoint hash, input shapes, precision and backend version.")
     p.add_argument("action", choices=("list", "build", "clean"))
-    p.add_argument("--cache-dir", default=None, help="engine folder (default: see above)")
+    p.add_argument("--cache-dir", "--engines-dir", dest="cache_dir", default=None,
+                   help="engine folder (default: see above; --engines-dir as on run/live/reconstruct)")
     p.add_argument("--stale", action="store_true", help="clean: remove only stale or foreign engines")
     p.add_argument("--checkpoint", default=None, help="build: model checkpoint (default: the embedded model)")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="build: backend (default auto)")
