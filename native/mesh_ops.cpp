@@ -161,7 +161,7 @@ void register_mesh_ops(py::module_& m) {
           "the smallest vertex index of their component). faces int64 [F, 3]. Releases the GIL.");
     m.def("obj_text", &obj_text, py::arg("vertices"), py::arg("faces"), py::arg("normals") = py::none(),
           py::arg("colors") = py::none(),
-          "OBJ text (bytes) of streamrecon.meshio.obj_bytes: 'v x y z [r g b]' (%.6f, colours "
-          "%.4f as given, already scaled to 0..1), 'vn' (%.5f) when normals are given, 1-based "
+          "OBJ text (bytes) of streamrecon.meshio.obj_bytes: 'v x y z [r g b]' (%.6f; colours given "
+          "as 0..255 values, printed as float32(c) / 255 with %.4f), 'vn' (%.5f) when normals are given, 1-based "
           "faces ('f a//a ...' with normals). Releases the GIL while formatting.");
 }

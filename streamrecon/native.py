@@ -8,6 +8,9 @@ from types import ModuleType
 from typing import Optional
 
 log = logging.getLogger(__name__)
+ABI_VERSION = 3
+"""the kernels this code calls (native/module.cpp's ABI_VERSION): an older build (a checkout
+updated without reinstalling) is treated as missing, so the Python twins run."""
 _module: Optional[ModuleType] = None
 _error: Optional[BaseException] = None
 _warned = False
@@ -22,6 +25,9 @@ def load_native() -> ModuleType:
         try:
             from . import _native  # type: ignore[attr-defined]
 
+            if getattr(_native, "ABI_VERSION", 0) < ABI_VERSION:
+                raise ImportError(f"the built extension has ABI {getattr(_native, 'ABI_VERSION', 0)}, this code "
+                                  f"needs {ABI_VERSION} (rebuild it: `pip install -e .` or ./setup.sh)")
             _module = _native
             return _module
         except ImportError as exc:

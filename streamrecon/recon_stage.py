@@ -105,6 +105,20 @@ class EvaluatedPeople:
     pending: List[Any]
     seconds: float
 
+    @property
+    def frame(self) -> Frame:  # the pipeline names the frame of a failing item by it
+        return self.found.frame
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask: a container's cpuset, ``taskset``)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
 
 class FrameReconstructor:
     """Callable stage ``Frame -> FrameResult``. Called directly, every step runs on the caller's
@@ -207,6 +221,8 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
         raise UserInputError(f"--model: expected one of {MODELS}, got {cfg.model!r}")
     if not isinstance(cfg.resolution, int) or cfg.resolution < 2:
         raise UserInputError(f"--resolution: expected an integer >= 2, got {cfg.resolution!r}")
+    if cfg.threads < 0:
+        raise UserInputError(f"--threads: expected an integer >= 0 (0 = auto), got {cfg.threads}")
     from .resources import check_recon_memory
 
     check_recon_memory(cfg.resolution)  # before the model loads or a frame is read
@@ -229,14 +245,10 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
             f"the reconstruction modules are not available in this build ({exc}); "
             "use --model synthetic to check the streaming path"
         ) from None
-    if cfg.threads < 0:
-        raise UserInputError(f"--threads: expected an integer >= 0, got {cfg.threads}")
     model = load_model(cfg.checkpoint)
     threads = cfg.threads
     if threads == 0 and getattr(model, "name", "") == "embedded":
-        import os
-
-        threads = max(1, (os.cpu_count() or 2) // 2)
+        threads = max(1, usable_cores() // 2)
     if threads:  # before compiling: ONNX Runtime sessions take torch's thread count
         import torch
 

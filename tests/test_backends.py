@@ -205,3 +205,32 @@ def test_apply_backend_hashes_the_checkpoint_file_for_the_cache_key(tmp_path):
     cfg = BackendConfig(backend="onnxruntime", cache_dir=str(tmp_path))
     assert apply_backend(Compilable(), cfg, str(ckpt)) == "onnxruntime"
     assert seen == {"cfg": cfg, "id": "sha256:" + file_sha256(ckpt)}
+
+
+def test_engine_cache_user_errors_and_clean_touches_only_engines(tmp_path):
+    import os
+
+    from streamrecon.errors import UserInputError
+
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(UserInputError, match="--engines-dir"):
+        EngineCache(not_a_dir).store({"a": 1}, "onnx", lambda p: p.write_bytes(b"m"))
+    cache = EngineCache(tmp_path / "eng")
+    fields = {"artefact": "x", "backend": "eager", "backend_version": torch.__version__, "torch": torch.__version__}
+    path = cache.store(fields, "onnx", lambda p: p.write_bytes(b"model"))
+    assert cache.entries()[0]["status"] == "ok"
+    # metadata from the previous format is reported stale (and cleaned by --stale)
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "metadata_version": 1}))
+    assert cache.entries()[0]["status"] == "stale"
+    # a user's file, a running build and an abandoned one
+    (cache.root / "notes.txt").write_text("mine")
+    running = cache.root / f".build-{'0' * 24}-{os.getpid()}"
+    abandoned = cache.root / f".build-{'1' * 24}-999999999"
+    running.mkdir()
+    abandoned.mkdir()
+    removed = cache.clean()
+    assert sorted(removed) == sorted([path.name, meta_path.name, abandoned.name])
+    assert (cache.root / "notes.txt").exists() and running.exists()

@@ -71,6 +71,8 @@ def test_native_round_mask_and_sorted_keys_give_the_same_octree(monkeypatch, fie
     def build():
         return evaluate_octree(field, 96, OctreeConfig(init_resolution=16))
 
+    if oc._native_round(torch.device("cpu")) is None:
+        pytest.skip("native extension not built: nothing to compare the torch rounds with")
     native = build()
     monkeypatch.setattr(oc, "NATIVE_CHECK", False)
     with_mask = build()

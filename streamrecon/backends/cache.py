@@ -15,15 +15,19 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ..errors import UserInputError
 from ..meshio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
-METADATA_VERSION = 1
+METADATA_VERSION = 2
+"""2: sidecar files and the engine format in the key; entries written with 1 are stale."""
+_ENGINE_FILE = re.compile(r"^[0-9a-f]{24}\.")
 
 
 def default_cache_dir() -> Path:
@@ -91,10 +95,14 @@ class EngineCache:
         and may write sidecar files named ``path.name + s`` for ``s`` in ``sidecars`` (an ONNX
         model's external weights: the model refers to them by that name). Sidecars are published
         first and the metadata last, so an interrupted store is never taken for a valid engine."""
-        self.root.mkdir(parents=True, exist_ok=True)
         artefact, meta_path = self.paths(fields, ext)
         tmp_dir = self.root / f".build-{artefact.stem}-{os.getpid()}"
-        tmp_dir.mkdir(exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise UserInputError(f"engine cache {self.root}: cannot write there ({exc.strerror or exc}); pass "
+                                 "--engines-dir DIR (or set STREAMRECON_ENGINES) to a writable folder") from None
         extra = {}
         try:
             build(tmp_dir / artefact.name)
@@ -134,7 +142,8 @@ class EngineCache:
             status = "ok"
             if not artefact.exists() or meta.get("sha256") != file_sha256(artefact) or _sidecar_problem(self.root, meta):
                 status = "foreign"
-            elif engine_key(fields) != meta_path.stem or _versions_changed(fields):
+            elif (engine_key(fields) != meta_path.stem or _versions_changed(fields)
+                  or meta.get("metadata_version") != METADATA_VERSION):
                 status = "stale"
             out.append({**meta, "status": status})
         return out
@@ -150,16 +159,32 @@ class EngineCache:
                 if e["status"] == "ok":
                     keep.update({e["file"], Path(e["file"]).stem + ".json", *e.get("sidecars", {})})
         for path in sorted(self.root.iterdir()):
-            if path.name in keep or path.name == "README.md":
+            if path.name in keep:
                 continue
             if path.is_dir():
-                if path.name.startswith(".build-"):  # left by a killed build
+                if _abandoned_build(path.name):  # left by a killed build (never a running one)
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(path.name)
+                continue
+            if not _ENGINE_FILE.match(path.name):  # only engine files: never a user's file
                 continue
             path.unlink()
             removed.append(path.name)
         return removed
+
+
+def _abandoned_build(name: str) -> bool:
+    """True for a ``.build-<key>-<pid>`` folder whose process no longer runs."""
+    m = re.fullmatch(r"\.build-[0-9a-f]{24}-(\d+)", name)
+    if not m:
+        return False
+    try:
+        os.kill(int(m.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
 
 
 def _sidecar_problem(root: Path, meta: dict) -> Optional[str]:

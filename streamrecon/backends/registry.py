@@ -14,6 +14,10 @@ from .config import BackendConfig
 
 log = logging.getLogger(__name__)
 
+ENGINE_FORMAT = 2
+"""part of every engine's key: bump it when streamrecon changes what it exports for the same
+weights (a module's forward, the export options), so old engines are rebuilt, never reused."""
+
 INSTALL_HINT = {
     "onnxruntime": "pip install 'streamrecon[onnx]'",
     "tensorrt": "pip install 'streamrecon[tensorrt]' (needs an NVIDIA GPU with CUDA)",
@@ -139,6 +143,7 @@ def compile_module(
         "precision": cfg.precision,
         "input_shapes": shapes,
         "dynamic": {str(k): list(v) for k, v in (dynamic or {}).items()},
+        "engine_format": ENGINE_FORMAT,
     }
     cache = cache or EngineCache(cfg.cache_dir)
     if name == "eager":

@@ -38,6 +38,8 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
 
     if args.resolution < 2:
         raise UserInputError(f"--resolution: expected an integer >= 2, got {args.resolution}")
+    if args.threads < 0:
+        raise UserInputError(f"--threads: expected an integer >= 0 (0 = auto), got {args.threads}")
     check_recon_memory(args.resolution)  # before a camera opens or an output folder is made
     return StageConfig(model=args.model, checkpoint=args.checkpoint, resolution=args.resolution,
                        mesh_frame=args.mesh_frame, people=args.people,

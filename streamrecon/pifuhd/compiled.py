@@ -170,7 +170,7 @@ def compile_subnets(model, cfg, cache=None, release_weights: bool = True) -> Dic
     mods = subnet_modules(net)
     examples = example_inputs(net, model.options, model.device)
     runners = {}
-    released = getattr(model, "released", set())
+    released = model.released = getattr(model, "released", set())  # attached first: a failed load still says what is gone
     for name, mod in mods.items():
         backend = pick_backend(name, cfg)
         if name in released and backend in ("eager", "compile"):
@@ -183,7 +183,8 @@ def compile_subnets(model, cfg, cache=None, release_weights: bool = True) -> Dic
         release = release_weights and name in RELEASABLE and backend in ("onnxruntime", "tensorrt") and name not in released
         # ONNX Runtime: the PyTorch copy is freed before the engine is loaded (peak = one copy)
         runner = compile_module(mod, examples[name], sub_cfg, f"pifuhd:{model.weights_id}:{name}",
-                                dynamic=dynamic, cache=cache, before_load=(lambda m=mod: m.to("meta")) if release else None)
+                                dynamic=dynamic, cache=cache,
+                                before_load=(lambda m=mod, n=name: (m.to("meta"), released.add(n))) if release else None)
         if cl:
             runner = _ChannelsLast(runner)
         if release:
