@@ -21,6 +21,21 @@ namespace py = pybind11;
 
 namespace {
 
+// Value of child-lattice point (i, j, k) by midpoint interpolation of the parent lattice
+// ([n2]^3, stride 2): x, then y, then z, (a + b) * 0.5 in float32, the order of the torch code.
+inline float interp_from_parent(const float* parent, int64_t n2, int64_t i, int64_t j, int64_t k) {
+    const int64_t li = i >> 1, lj = j >> 1, lk = k >> 1, oi = i & 1, oj = j & 1, ok = k & 1;
+    float c[2][2][2];
+    for (int dx = 0; dx < 2; ++dx)
+        for (int dy = 0; dy < 2; ++dy)
+            for (int dz = 0; dz < 2; ++dz) c[dx][dy][dz] = parent[((li + dx * oi) * n2 + lj + dy * oj) * n2 + lk + dz * ok];
+    float cx[2][2], cy[2];
+    for (int dy = 0; dy < 2; ++dy)
+        for (int dz = 0; dz < 2; ++dz) cx[dy][dz] = (c[0][dy][dz] + c[1][dy][dz]) * 0.5f;
+    for (int dz = 0; dz < 2; ++dz) cy[dz] = (cx[0][dz] + cx[1][dz]) * 0.5f;
+    return (cy[0] + cy[1]) * 0.5f;
+}
+
 struct Lattice {
     const int64_t* keys;
     const float* vals;
@@ -65,16 +80,7 @@ struct Lattice {
     float value(int64_t i, int64_t j, int64_t k) const {
         const int64_t f = find((i * n1 + j) * n1 + k);
         if (f >= 0) return vals[f];
-        const int64_t li = i >> 1, lj = j >> 1, lk = k >> 1, oi = i & 1, oj = j & 1, ok = k & 1;
-        float c[2][2][2];
-        for (int dx = 0; dx < 2; ++dx)
-            for (int dy = 0; dy < 2; ++dy)
-                for (int dz = 0; dz < 2; ++dz) c[dx][dy][dz] = parent_at(li + dx * oi, lj + dy * oj, lk + dz * ok);
-        float cx[2][2], cy[2];
-        for (int dy = 0; dy < 2; ++dy)
-            for (int dz = 0; dz < 2; ++dz) cx[dy][dz] = (c[0][dy][dz] + c[1][dy][dz]) * 0.5f;
-        for (int dz = 0; dz < 2; ++dz) cy[dz] = (cx[0][dz] + cx[1][dz]) * 0.5f;
-        return (cy[0] + cy[1]) * 0.5f;
+        return interp_from_parent(parent, n2, i, j, k);
     }
 };
 
@@ -181,19 +187,6 @@ py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style 
     {
         py::gil_scoped_release release;
         const float lv = static_cast<float>(level);
-        auto at = [&](int64_t i, int64_t j, int64_t k) { return par[(i * npar + j) * npar + k]; };
-        auto interp = [&](int64_t i, int64_t j, int64_t k) {
-            const int64_t li = i >> 1, lj = j >> 1, lk = k >> 1, oi = i & 1, oj = j & 1, ok = k & 1;
-            float c[2][2][2];
-            for (int dx = 0; dx < 2; ++dx)
-                for (int dy = 0; dy < 2; ++dy)
-                    for (int dz = 0; dz < 2; ++dz) c[dx][dy][dz] = at(li + dx * oi, lj + dy * oj, lk + dz * ok);
-            float cx[2][2], cy[2];
-            for (int dy = 0; dy < 2; ++dy)
-                for (int dz = 0; dz < 2; ++dz) cx[dy][dz] = (c[0][dy][dz] + c[1][dy][dz]) * 0.5f;
-            for (int dz = 0; dz < 2; ++dz) cy[dz] = (cx[0][dz] + cx[1][dz]) * 0.5f;
-            return (cy[0] + cy[1]) * 0.5f;
-        };
         static const int kNb[6][3] = {{1, 0, 0}, {-1, 0, 0}, {0, 1, 0}, {0, -1, 0}, {0, 0, 1}, {0, 0, -1}};
         for (int64_t r = 0; r < m; ++r) {
             const int64_t x = keys[r] / (n * n), y = (keys[r] / n) % n, z = keys[r] % n;
@@ -203,7 +196,7 @@ py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style 
                 if (qx < 0 || qy < 0 || qz < 0 || qx > n - 1 || qy > n - 1 || qz > n - 1) continue;
                 const int64_t q = (qx * n + qy) * n + qz;
                 if (kn[q]) continue;
-                if ((interp(qx, qy, qz) > lv) != s) out.push_back(q);
+                if ((interp_from_parent(par, npar, qx, qy, qz) > lv) != s) out.push_back(q);
             }
         }
         std::sort(out.begin(), out.end());
