@@ -374,8 +374,7 @@ def _native_round(dev: torch.device):
         return None
     from ..native import native_or_none
 
-    nat = native_or_none("octree lossless check")
-    return nat if nat is not None and hasattr(nat, "octree_check_round") else None
+    return native_or_none("octree lossless check")
 
 
 def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, extent: int,
@@ -437,25 +436,20 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
     nat = _native_round(dev) if known_mask is not None else None
     while check and len(new) and rounds < cfg.max_rounds:
         rounds += 1
-        if nat is not None:  # the round body below in one native call (same arithmetic, sorted keys)
-            new = torch.from_numpy(nat.octree_check_round(new.numpy(), vals.numpy(), parent.numpy(), known_mask.numpy(), cfg.level))
-            if len(new) == 0:
-                break
-            vals = ask(_unlin(new, n) * h)
-            known_mask[new] = True
-            found_keys.append(new)
-            found_vals.append(vals)
-            continue
-        p = _unlin(new, n)
-        q = (p[:, None, :] + nb[None]).reshape(-1, 3)
-        s = (vals > cfg.level).repeat_interleave(len(nb))
-        ok = _in_range(q, n - 1)
-        q, s = q[ok], s[ok]
-        ql = _lin(q, n)
-        known = known_mask[ql] if known_mask is not None else exact.find(ql)[0] | recent.find(ql)[0]
-        q, s, ql = q[~known], s[~known], ql[~known]
-        disagree = (interp_from_parent(parent, q) > cfg.level) != s
-        new = torch.unique(ql[disagree])
+        if nat is not None:  # the torch round body below in one native call (same arithmetic, sorted keys)
+            new = torch.from_numpy(nat.octree_check_round(new.numpy(), vals.numpy(), parent.numpy(),
+                                                          known_mask.numpy(), cfg.level))
+        else:
+            p = _unlin(new, n)
+            q = (p[:, None, :] + nb[None]).reshape(-1, 3)
+            s = (vals > cfg.level).repeat_interleave(len(nb))
+            ok = _in_range(q, n - 1)
+            q, s = q[ok], s[ok]
+            ql = _lin(q, n)
+            known = known_mask[ql] if known_mask is not None else exact.find(ql)[0] | recent.find(ql)[0]
+            q, s, ql = q[~known], s[~known], ql[~known]
+            disagree = (interp_from_parent(parent, q) > cfg.level) != s
+            new = torch.unique(ql[disagree])
         if len(new) == 0:
             break
         vals = ask(_unlin(new, n) * h)
