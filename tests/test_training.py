@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from streamrecon.embedded.net import EmbeddedNet, NetConfig
+from streamrecon.errors import UserInputError
 from streamrecon.synth.camera import make_camera
 from streamrecon.synth.generate import SynthConfig, Subject, write_shard
 from streamrecon.training import losses
@@ -88,6 +89,31 @@ def test_ray_points_layout_and_silhouette_loss():
     good = losses.silhouette_loss(logits, torch.tensor([[1.0, 0.0]]), 8)
     bad = losses.silhouette_loss(logits, torch.tensor([[0.0, 1.0]]), 8)
     assert good < 0.01 < 1.0 < bad
+
+
+def test_body_range_holds_the_inside_points_and_rays_stay_in_it(shard_dir):
+    ds = ShardDataset(shard_dir, exclude=("shard_val.npz",))
+    b = ds.batch(torch.Generator().manual_seed(3), 6, 256, 16, 32, mask_noise=0, free=0.5)
+    lo, hi = b.zrange[:, :1], b.zrange[:, 1:]
+    assert torch.all(lo < hi) and torch.all(lo >= -1) and torch.all(hi <= 1)
+    z = b.points[..., 2]
+    inside = b.labels > 0.5
+    assert torch.all((z >= lo) | ~inside) and torch.all((z <= hi) | ~inside)
+    # the free points (after the 256 labelled ones) lie outside the range: the two complement
+    zf = z[:, 256:]
+    assert torch.all((zf <= lo) | (zf >= hi))
+    # the ellipsoids are ~0.3 m deep: the range is much narrower than the cube
+    assert float((hi - lo).max()) < 1.0
+    rp = losses.ray_points(b.rays, 8, torch.Generator().manual_seed(4), b.zrange).reshape(6, -1, 8, 3)
+    assert torch.all(rp[..., 2] >= lo[:, :, None]) and torch.all(rp[..., 2] <= hi[:, :, None])
+    assert torch.all(rp[..., 1:, 2] > rp[..., :-1, 2])  # still stratified along each ray
+    assert torch.allclose(rp[..., :2], b.rays[:, :, None, :].expand(-1, -1, 8, -1))
+
+
+def test_sil_range_is_checked():
+    assert TrainConfig(out="x", sil_range="cube").sil_range == "cube"
+    with pytest.raises(UserInputError, match="--sil-range"):
+        TrainConfig(out="x", sil_range="slab")
 
 
 def test_steps_reduce_loss_on_fixed_batch(shard_dir):

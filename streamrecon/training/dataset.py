@@ -28,16 +28,19 @@ log = logging.getLogger(__name__)
 @dataclass
 class Batch:
     """``image`` [B, 1, R, R] mask in {0, 1}; ``points`` [B, P, 3] crop frame; ``labels`` [B, P]
-    float {0, 1}; ``rays`` [B, Q, 2] crop (x, y) of silhouette pixels; ``ray_mask`` [B, Q] float."""
+    float {0, 1}; ``rays`` [B, Q, 2] crop (x, y) of silhouette pixels; ``ray_mask`` [B, Q] float;
+    ``zrange`` [B, 2] crop-frame depth range of the body (its labelled inside points, widened by
+    a 5 cm margin): the free points lie outside it, the silhouette rays may be sampled inside it."""
 
     image: torch.Tensor
     points: torch.Tensor
     labels: torch.Tensor
     rays: torch.Tensor
     ray_mask: torch.Tensor
+    zrange: torch.Tensor
 
     def to(self, device) -> "Batch":
-        return Batch(*(getattr(self, k).to(device) for k in ("image", "points", "labels", "rays", "ray_mask")))
+        return Batch(*(getattr(self, k).to(device) for k in ("image", "points", "labels", "rays", "ray_mask", "zrange")))
 
 
 def read_shard(path: Path) -> Dict[str, np.ndarray]:
@@ -128,13 +131,16 @@ class ShardDataset:
         lab = torch.gather(self.occ[si], 1, sel).float()
         cam = self.cams[si, vi]
         pts = pts @ cam[:, :3, :3].transpose(1, 2) + cam[:, None, :3, 3]
+        inside = lab > 0.5
+        inf = torch.tensor(float("inf"), device=dev)
+        zlo = torch.where(inside, pts[..., 2], inf).amin(1, keepdim=True)
+        zhi = torch.where(inside, pts[..., 2], -inf).amax(1, keepdim=True)
+        margin = 0.05 * cam[:, :1, :3].norm(dim=-1)  # 5 cm in crop units (the camera's scale)
+        empty = ~torch.isfinite(zlo)  # no inside point drawn: the whole cube
+        zrange = torch.cat([torch.where(empty, -1.0, (zlo - margin).clamp(min=-1)),
+                            torch.where(empty, 1.0, (zhi + margin).clamp(max=1))], 1)
         n_free = int(round(free * n_points))
         if n_free > 0:
-            inside = lab > 0.5
-            inf = torch.tensor(float("inf"), device=dev)
-            zlo = torch.where(inside, pts[..., 2], inf).amin(1, keepdim=True)
-            zhi = torch.where(inside, pts[..., 2], -inf).amax(1, keepdim=True)
-            margin = 0.05 * cam[:, :1, :3].norm(dim=-1)  # 5 cm in crop units (the camera's scale)
             lo_len = (zlo - margin + 1).clamp(min=0)
             hi_len = (1 - zhi - margin).clamp(min=0)
             u = torch.rand(len(items), n_free, generator=gen, device=dev) * (lo_len + hi_len).clamp(min=1e-6)
@@ -165,7 +171,7 @@ class ShardDataset:
             sx = 1.0 - 2.0 * f.float()  # -1 where flipped
             pts = torch.cat([pts[..., :1] * sx[:, None, None], pts[..., 1:]], -1)
             rays = torch.cat([rays[..., :1] * sx[:, None, None], rays[..., 1:]], -1)
-        return Batch(img, pts, lab, rays, ray_mask)
+        return Batch(img, pts, lab, rays, ray_mask, zrange)
 
 
 def view_yaw(cams: torch.Tensor) -> torch.Tensor:

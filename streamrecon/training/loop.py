@@ -51,6 +51,11 @@ class TrainConfig:
     sil_weight: float = 0.05
     """weight of the silhouette loss (0.5 taught the network a cheap shortcut: a thin sheet at
     one depth behind the body, which the sharp mask term then cuts to the exact silhouette)"""
+    sil_range: str = "body"
+    """depths the silhouette loss looks along each ray: ``body`` (the view's body depth range
+    +- 5 cm, where the labelled points are: a sheet far behind the body earns nothing) or
+    ``cube`` (all of [-1, 1], the setting of the shipped weights' recipe, which let the network
+    buy coverage with a detached sheet behind the body)"""
     free: float = 0.4
     """extra empty points in front of/behind the body, as a share of --points (see dataset.batch)"""
     max_yaw_deg: float = 90.0
@@ -73,6 +78,13 @@ class TrainConfig:
     """shard directory (default <cache>/data)"""
     net: dict = field(default_factory=dict)
     """NetConfig overrides (JSON)"""
+
+    def __post_init__(self) -> None:
+        if self.sil_range not in SIL_RANGES:
+            raise UserInputError(f"--sil-range: expected one of {', '.join(SIL_RANGES)}, got {self.sil_range!r}")
+
+
+SIL_RANGES = ("body", "cube")
 
 
 def _data_root(cfg: TrainConfig) -> Path:
@@ -139,7 +151,7 @@ def step_fn(net, opt, batch, cfg: TrainConfig, gen=None) -> dict:
 
     net.train()
     feats = net.encode(batch.image)
-    rp = ray_points(batch.rays, cfg.sil_depths, gen)
+    rp = ray_points(batch.rays, cfg.sil_depths, gen, batch.zrange if cfg.sil_range == "body" else None)
     logits = net.query(feats, torch_cat(batch.points, rp))
     p = batch.points.shape[1]
     l_occ = occupancy_loss(logits[:, :p], batch.labels)

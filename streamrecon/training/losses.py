@@ -11,13 +11,20 @@ def occupancy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
-def ray_points(rays: torch.Tensor, depths: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """[B, Q, 2] crop (x, y) -> [B, Q * depths, 3]: stratified random z in [-1, 1] along each ray
-    (orthographic: the ray through a pixel is the line of constant x, y)."""
+def ray_points(rays: torch.Tensor, depths: int, generator: torch.Generator | None = None,
+               zrange: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, Q, 2] crop (x, y) -> [B, Q * depths, 3]: stratified random z along each ray
+    (orthographic: the ray through a pixel is the line of constant x, y), in [-1, 1] or in each
+    item's ``zrange`` [B, 2] (lo, hi)."""
     b, q, _ = rays.shape
-    edges = torch.linspace(-1, 1, depths + 1, device=rays.device)
+    edges = torch.linspace(0, 1, depths + 1, device=rays.device)
     u = torch.rand(b, q, depths, device=rays.device, generator=generator)
-    z = edges[:-1] + u * (edges[1:] - edges[:-1])
+    t = edges[:-1] + u * (edges[1:] - edges[:-1])  # [B, Q, D] in [0, 1], increasing along a ray
+    if zrange is None:
+        z = -1 + 2 * t
+    else:
+        lo, hi = zrange[:, :1, None], zrange[:, 1:, None]
+        z = lo + t * (hi - lo)
     xy = rays[:, :, None, :].expand(b, q, depths, 2)
     return torch.cat([xy, z[..., None]], -1).reshape(b, q * depths, 3)
 
