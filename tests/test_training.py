@@ -110,6 +110,32 @@ def test_body_range_holds_the_inside_points_and_rays_stay_in_it(shard_dir):
     assert torch.allclose(rp[..., :2], b.rays[:, :, None, :].expand(-1, -1, 8, -1))
 
 
+def test_uniform_share_draws_from_the_stored_uniform_samples(shard_dir, tmp_path):
+    # a shard whose last 100 of 500 points are 'uniform' ones, marked far away at z = 0.9 (crop)
+    rng = np.random.default_rng(5)
+    subs = [ellipsoid_subject(rng, n=500) for _ in range(2)]
+    for s in subs:
+        s.points[400:] = [0.0, 0.0, 5.0]  # world metres, well away from the ellipsoid
+        s.occupancy[400:] = False
+    root = tmp_path / "seed0"
+    write_shard(root / "shard_00000.npz", subs, [0, 1], SynthConfig(res=32, views=2, points=500, uniform_share=0.2))
+    ds = ShardDataset(root)
+    assert ds.uniform_points == 100
+    b0 = ds.batch(torch.Generator().manual_seed(0), 4, 1000, 8, 32, mask_noise=0, free=0)
+    b1 = ds.batch(torch.Generator().manual_seed(0), 4, 1000, 8, 32, mask_noise=0, free=0, uniform=0.6)
+    # the marked points land far outside the crop cube (5 m away); all others inside it
+    far = lambda b: float((b.points.abs() > 2).any(-1).float().mean())  # noqa: E731
+    assert abs(far(b0) - 0.2) < 0.03  # as stored
+    assert abs(far(b1) - 0.6) < 1e-6  # exactly the asked share
+    # packing keeps the count right
+    from streamrecon.training.pack import pack_shard
+
+    pack_shard(root / "shard_00000.npz", tmp_path / "packed" / "shard_00000.npz", 250)
+    with np.load(tmp_path / "packed" / "shard_00000.npz") as z:
+        kept = z["points"][0]
+        assert int(z["uniform_points"]) == int((np.abs(kept.astype(np.float32)) == 5.0).any(1).sum())
+
+
 def test_sil_range_is_checked():
     assert TrainConfig(out="x", sil_range="cube").sil_range == "cube"
     with pytest.raises(UserInputError, match="--sil-range"):

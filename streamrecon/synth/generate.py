@@ -149,7 +149,9 @@ def write_shard(path: Path, subjects: List[Subject], seeds: List[int], cfg: Synt
     """Atomic write of a shard: ``points`` float16 [S, P, 3] world metres, ``occupancy`` uint8
     [S, P/8] packed bits, ``cameras`` float32 [S, V, 4, 4], ``crop_per_metre`` float32 [S, V],
     ``masks`` uint8 [S, V, R*R/8] packed bits, ``height`` float32 [S], ``index`` int64 [S];
-    ``normals`` int8 [S, V, R, R, 3] (x127) when rendered."""
+    ``normals`` int8 [S, V, R, R, 3] (x127) when rendered; ``uniform_points``: how many of each
+    subject's points (the last ones, as ``labels.sample_points`` orders them) are uniform in its
+    bounding box rather than near the surface."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = dict(
@@ -161,6 +163,7 @@ def write_shard(path: Path, subjects: List[Subject], seeds: List[int], cfg: Synt
         height=np.array([s.height for s in subjects], np.float32),
         index=np.array(seeds, np.int64),
         res=np.array(cfg.res),
+        uniform_points=np.array(int(round(cfg.points * cfg.uniform_share)) if subjects and len(subjects[0].points) == cfg.points else 0),
     )
     if cfg.normals:
         arr["normals"] = np.stack([np.round(s.normals * 127).astype(np.int8) for s in subjects])

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
+DEFAULT_UNIFORM_SHARE = 0.125  # synth.generate.SynthConfig.uniform_share when the shards were first made
+
 
 @dataclass
 class Batch:
@@ -62,6 +64,7 @@ class ShardDataset:
         self.device = torch.device(device)
         self.loaded: List[str] = []
         self._parts: List[Dict[str, torch.Tensor]] = []
+        self.uniform_points = 0
         self.refresh()
 
     def _candidates(self) -> List[Path]:
@@ -85,6 +88,11 @@ class ShardDataset:
             masks = np.unpackbits(d["masks"], axis=-1)[..., : res * res].reshape(s, v, res, res).astype(bool)
             n = d["points"].shape[1]
             occ = np.unpackbits(d["occupancy"], axis=-1)[..., :n].astype(bool)
+            # Shards written before the field existed used SynthConfig's default layout.
+            n_uni = int(d["uniform_points"]) if "uniform_points" in d else int(round(n * DEFAULT_UNIFORM_SHARE))
+            if self._parts and n_uni != self.uniform_points:
+                raise ValueError(f"{p}: {n_uni} uniform points per subject, other shards have {self.uniform_points}")
+            self.uniform_points = n_uni
             self._parts.append({
                 "masks": torch.from_numpy(masks).to(self.device),
                 "points": torch.from_numpy(d["points"]).to(self.device),
@@ -112,13 +120,15 @@ class ShardDataset:
 
     def batch(self, gen: torch.Generator, batch: int, n_points: int, n_rays: int, in_res: int,
               mask_noise: float = 0.3, items: Optional[torch.Tensor] = None, flip: bool = True,
-              free: float = 0.125) -> Batch:
+              free: float = 0.125, uniform: float = 0.0) -> Batch:
         """A random batch (``items``: flat (subject * V + view) indices to use instead of random).
         ``flip``: mirror half the items left-right (mask columns and point x): a mirrored person
         is a person, which doubles the bodies seen. ``free``: share of extra points drawn in the
         whole crop cube in front of or behind the body's depth range (from its inside points, with
         a 5 cm margin), labelled empty: the stored samples only cover the body's bounding box,
-        while reconstruction queries the whole cube."""
+        while reconstruction queries the whole cube. ``uniform``: share of the labelled points drawn
+        from the subject's uniform-in-bounding-box samples (0: draw from all stored points alike,
+        i.e. in their stored proportion)."""
         dev = self.device
         s, v, res, _ = self.masks.shape
         if items is None:
@@ -126,7 +136,10 @@ class ShardDataset:
         si, vi = items // v, items % v
         mask = self.masks[si, vi].float()  # [B, R, R]
         p_all = self.points.shape[1]
-        sel = torch.randint(0, p_all, (len(items), n_points), generator=gen, device=dev)
+        n_uni = int(round(uniform * n_points)) if (uniform > 0 and self.uniform_points > 0) else 0
+        sel = torch.randint(0, p_all - (self.uniform_points if n_uni else 0), (len(items), n_points - n_uni), generator=gen, device=dev)
+        if n_uni:
+            sel = torch.cat([sel, torch.randint(p_all - self.uniform_points, p_all, (len(items), n_uni), generator=gen, device=dev)], 1)
         pts = torch.gather(self.points[si].float(), 1, sel[..., None].expand(-1, -1, 3))
         lab = torch.gather(self.occ[si], 1, sel).float()
         cam = self.cams[si, vi]

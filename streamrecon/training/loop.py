@@ -58,6 +58,10 @@ class TrainConfig:
     buy coverage with a detached sheet behind the body)"""
     free: float = 0.4
     """extra empty points in front of/behind the body, as a share of --points (see dataset.batch)"""
+    uniform: float = 0.0
+    """share of each view's labelled points drawn from its uniform-in-bounding-box samples (0:
+    as stored, 1/8); more of them supervise the empty space just behind the body, where the
+    network otherwise grows a thick, ragged back"""
     max_yaw_deg: float = 90.0
     """train on views whose yaw is within this many degrees of facing the camera"""
     lr: float = 1e-3
@@ -80,6 +84,8 @@ class TrainConfig:
     """NetConfig overrides (JSON)"""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.uniform <= 1.0:
+            raise UserInputError(f"--uniform: expected a share in [0, 1], got {self.uniform}")
         if self.sil_range not in SIL_RANGES:
             raise UserInputError(f"--sil-range: expected one of {', '.join(SIL_RANGES)}, got {self.sil_range!r}")
 
@@ -243,7 +249,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 lr = max(cfg.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))), cfg.lr * 0.02)
                 for gparam in opt.param_groups:
                     gparam["lr"] = lr
-            batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free)
+            batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free, uniform=cfg.uniform)
             stats = step_fn(net, opt, batch, cfg, gen)
             step += 1
             if bar is not None:
