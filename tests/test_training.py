@@ -136,6 +136,71 @@ def test_uniform_share_draws_from_the_stored_uniform_samples(shard_dir, tmp_path
         assert int(z["uniform_points"]) == int((np.abs(kept.astype(np.float32)) == 5.0).any(1).sum())
 
 
+def ellipsoid_depths(sub, a, res=32):
+    """Exact front/back crop z of an ellipsoid with semi-axes ``a`` under each pixel of each view."""
+    from streamrecon.synth.render import pixel_grid
+
+    xy = pixel_grid(res).reshape(-1, 2)
+    out = []
+    for cam in sub.cameras:
+        inv = np.linalg.inv(cam.matrix)
+        w0 = np.concatenate([xy, np.zeros((len(xy), 1))], 1) @ inv[:3, :3].T + inv[:3, 3]
+        d = inv[:3, 2]  # world step per unit of crop z
+        qa = ((d / a) ** 2).sum()
+        qb = 2 * ((w0 * d) / a ** 2).sum(1)
+        qc = ((w0 / a) ** 2).sum(1) - 1
+        disc = qb ** 2 - 4 * qa * qc
+        sq = np.sqrt(np.where(disc > 0, disc, np.nan))
+        zf, zb = (-qb - sq) / (2 * qa), (-qb + sq) / (2 * qa)
+        out.append(np.stack([np.nan_to_num(zf, nan=np.inf), np.nan_to_num(zb, nan=np.inf)]).reshape(2, res, res))
+    return np.stack(out)
+
+
+def test_ray_points_label_the_front_and_back_surfaces(tmp_path):
+    rng = np.random.default_rng(7)
+    subs, axes = [], []
+    for _ in range(3):
+        replay = np.random.default_rng()
+        replay.bit_generator.state = rng.bit_generator.state
+        a = np.array([0.25, 0.15, 0.8]) * replay.uniform(0.8, 1.2, 3)  # the draw ellipsoid_subject makes first
+        sub = ellipsoid_subject(rng)
+        sub.depths = ellipsoid_depths(sub, a)
+        sub.masks = np.isfinite(sub.depths[:, 0])
+        subs.append(sub)
+        axes.append(a)
+    root = tmp_path / "seed0"
+    write_shard(root / "shard_00000.npz", subs, [0, 1, 2], SynthConfig(res=32, views=2, points=600, depths=True))
+    ds = ShardDataset(root)
+    assert ds.has_depths and ds.depths.shape == (3, 2, 2, 32, 32)
+    items = torch.arange(6)
+    b = ds.batch(torch.Generator().manual_seed(0), 6, 64, 8, 32, mask_noise=0, free=0, items=items, flip=False, ray_points=400)
+    pts, lab = b.points[:, 64:], b.labels[:, 64:]
+    assert pts.shape == (6, 400, 3) and torch.equal(lab.reshape(6, 100, 4)[0, 0], torch.tensor([0.0, 1.0, 1.0, 0.0]))
+    # the labels agree with the exact ellipsoid (float16 depths: allow a hair at the surface)
+    truth = []
+    for i in range(6):
+        cam = ds.cams[i // 2, i % 2].double().numpy()
+        w = (pts[i].double().numpy() - cam[:3, 3]) @ np.linalg.inv(cam[:3, :3]).T
+        truth.append(((w / axes[i // 2]) ** 2).sum(1) < 1)
+    truth = torch.from_numpy(np.stack(truth))
+    assert float(((lab > 0.5) == truth).float().mean()) > 0.97
+    assert float((lab > 0.5).float().mean()) == 0.5
+    # each ray's four points lie on one pixel ray, ordered front to back
+    r = pts.reshape(6, 100, 4, 3)
+    assert torch.allclose(r[..., :2], r[:, :, :1, :2].expand_as(r[..., :2]))
+    assert torch.all(r[..., 1:, 2] >= r[..., :-1, 2])
+    # shards without depth maps refuse the option with a message
+    with pytest.raises(ValueError, match="depth maps"):
+        ShardDataset(_plain_shards(tmp_path)).batch(torch.Generator(), 2, 16, 4, 32, ray_points=8)
+
+
+def _plain_shards(tmp_path):
+    root = tmp_path / "plain" / "seed0"
+    rng = np.random.default_rng(1)
+    write_shard(root / "shard_00000.npz", [ellipsoid_subject(rng) for _ in range(2)], [0, 1], SynthConfig(res=32, views=2))
+    return root
+
+
 def test_sil_range_is_checked():
     assert TrainConfig(out="x", sil_range="cube").sil_range == "cube"
     with pytest.raises(UserInputError, match="--sil-range"):
@@ -174,3 +239,25 @@ def test_train_checkpoints_and_resume(shard_dir, tmp_path):
 
     m = load_embedded(best)
     assert m.meta["data_seed"] == 0
+
+
+def test_train_refuses_ray_points_without_depth_maps(tmp_path):
+    root = _plain_shards(tmp_path)
+    cfg = TrainConfig(out=str(tmp_path / "run"), data_dir=str(root.parent), generate=False, steps=1, batch=2, points=16,
+                      ray_points=8, threads=1, net=TINY.to_json())
+    write_shard(root / "shard_val.npz", [ellipsoid_subject(np.random.default_rng(2))], [100], SynthConfig(res=32, views=2))
+    with pytest.raises(UserInputError, match="--ray-points"):
+        train(cfg, progress=False)
+
+
+def test_step_without_silhouette_term_matches_occupancy_loss(shard_dir):
+    ds = ShardDataset(shard_dir, exclude=("shard_val.npz",))
+    batch = ds.batch(torch.Generator().manual_seed(1), 3, 128, 16, TINY.in_res, mask_noise=0)
+    torch.manual_seed(0)
+    net = EmbeddedNet(TINY)
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    out = step_fn(net, opt, batch, TrainConfig(out="unused", sil_weight=0.0, sil_depths=4))
+    with torch.no_grad():
+        net.train()
+        ref = losses.occupancy_loss(net(batch.image, batch.points), batch.labels)
+    assert float(out["sil"]) == 0.0 and abs(float(out["loss"]) - float(ref)) < 1e-6

@@ -48,6 +48,9 @@ class SynthConfig:
     180 = all around, with the views stratified around the circle"""
     normals: bool = False
     """also render normal maps (stored as int8 in shards)"""
+    depths: bool = True
+    """also render each view's front and back depth maps (crop z of the first hit from the
+    camera and from behind; float16 in shards): training labels along the pixel rays"""
     cache: Optional[str] = None
     """cache root (anny's cache goes under it); default $STREAMRECON_CACHE or ~/.cache/streamrecon"""
 
@@ -56,7 +59,9 @@ class SynthConfig:
 class Subject:
     """``vertices``/``faces``: the dressed body (world metres, outward faces; garments concatenated);
     ``points`` [P, 3] world metres with ``occupancy`` [P] bool; ``cameras`` one per view with
-    ``masks`` [V, R, R] bool (and ``normals`` [V, R, R, 3] float32 or None); ``height`` metres."""
+    ``masks`` [V, R, R] bool (and ``normals`` [V, R, R, 3] float32 or None); ``height`` metres;
+    ``depths`` [V, 2, R, R] float32 crop z of the front and back surface per pixel (+inf off the
+    person) or None."""
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -67,6 +72,7 @@ class Subject:
     normals: Optional[np.ndarray]
     height: float
     meta: dict = field(default_factory=dict)
+    depths: Optional[np.ndarray] = None
 
 
 def subject_seed(data_seed: int, index: int, split: int = TRAIN) -> np.random.SeedSequence:
@@ -112,7 +118,7 @@ def make_subject(seed: np.random.SeedSequence, cfg: SynthConfig = SynthConfig())
     pts = labels.sample_points(verts, faces, cfg.points, rng, sigmas=cfg.sigmas, uniform_share=cfg.uniform_share)
     occ = labels.inside(verts, faces, pts)
     yaw0 = rng.uniform(0, 2 * np.pi)
-    cams, masks, normals = [], [], []
+    cams, masks, normals, depths = [], [], [], []
     for k in range(cfg.views):
         if cfg.max_yaw_deg >= 180:
             yaw = yaw0 + 2 * np.pi * (k + rng.uniform(-0.3, 0.3)) / cfg.views
@@ -125,8 +131,11 @@ def make_subject(seed: np.random.SeedSequence, cfg: SynthConfig = SynthConfig())
         masks.append(r.mask)
         if cfg.normals:
             normals.append(r.normals)
+        if cfg.depths:
+            depths.append(np.stack([r.depth, render.back_depth(v, f, cfg.res)]))
     return Subject(verts, faces, pts, occ, cams, np.stack(masks), np.stack(normals) if cfg.normals else None,
-                   body.height, {"phenotype": pheno, "outfit": outfit.__dict__ if outfit else None})
+                   body.height, {"phenotype": pheno, "outfit": outfit.__dict__ if outfit else None},
+                   np.stack(depths) if cfg.depths else None)
 
 
 def _concat(parts):
@@ -149,7 +158,8 @@ def write_shard(path: Path, subjects: List[Subject], seeds: List[int], cfg: Synt
     """Atomic write of a shard: ``points`` float16 [S, P, 3] world metres, ``occupancy`` uint8
     [S, P/8] packed bits, ``cameras`` float32 [S, V, 4, 4], ``crop_per_metre`` float32 [S, V],
     ``masks`` uint8 [S, V, R*R/8] packed bits, ``height`` float32 [S], ``index`` int64 [S];
-    ``normals`` int8 [S, V, R, R, 3] (x127) when rendered; ``uniform_points``: how many of each
+    ``normals`` int8 [S, V, R, R, 3] (x127) when rendered; ``depths`` float16 [S, V, 2, R, R]
+    (front, back crop z; +inf off the person) when rendered; ``uniform_points``: how many of each
     subject's points (the last ones, as ``labels.sample_points`` orders them) are uniform in its
     bounding box rather than near the surface."""
     path = Path(path)
@@ -167,6 +177,8 @@ def write_shard(path: Path, subjects: List[Subject], seeds: List[int], cfg: Synt
     )
     if cfg.normals:
         arr["normals"] = np.stack([np.round(s.normals * 127).astype(np.int8) for s in subjects])
+    if cfg.depths and all(s.depths is not None for s in subjects):
+        arr["depths"] = np.stack([s.depths for s in subjects]).astype(np.float16)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
     np.savez(tmp, **arr)
     os.replace(tmp, path)

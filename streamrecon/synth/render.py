@@ -56,6 +56,22 @@ def render(vertices: np.ndarray, faces: np.ndarray, res: int) -> Render:
     return Render(mask.reshape(res, res), normals.reshape(res, res, 3), depth.reshape(res, res), face.reshape(res, res))
 
 
+def back_depth(vertices: np.ndarray, faces: np.ndarray, res: int) -> np.ndarray:
+    """[R, R] float32 crop z of the body's back surface under each pixel: the first hit of a ray
+    cast from behind (z = +3, along -z), i.e. where the pixel's ray last leaves the body; +inf
+    off the person. With ``render(...).depth`` it brackets what the pixel sees."""
+    import trimesh
+
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    xy = pixel_grid(res).reshape(-1, 2)
+    origins = np.concatenate([xy, np.full((len(xy), 1), 3.0)], 1)
+    dirs = np.tile([0.0, 0.0, -1.0], (len(xy), 1))
+    locs, ray_idx, _ = mesh.ray.intersects_location(origins, dirs, multiple_hits=False)
+    depth = np.full(len(xy), np.inf, np.float32)
+    depth[ray_idx] = locs[:, 2]
+    return depth.reshape(res, res)
+
+
 def shade(r: Render, albedo: Optional[np.ndarray] = None, light=(0.3, 0.5, -1.0), ambient: float = 0.35) -> np.ndarray:
     """A Lambert-shaded uint8 [R, R, 3] RGB image on black; ``albedo`` [F, 3] floats in [0, 1] per
     triangle (grey when None)."""

@@ -65,6 +65,8 @@ class ShardDataset:
         self.loaded: List[str] = []
         self._parts: List[Dict[str, torch.Tensor]] = []
         self.uniform_points = 0
+        self.has_depths = False
+        self.depths: Optional[torch.Tensor] = None  # [S, V, 2, R, R] float16 front/back crop z
         self.refresh()
 
     def _candidates(self) -> List[Path]:
@@ -93,7 +95,13 @@ class ShardDataset:
             if self._parts and n_uni != self.uniform_points:
                 raise ValueError(f"{p}: {n_uni} uniform points per subject, other shards have {self.uniform_points}")
             self.uniform_points = n_uni
+            has_depths = "depths" in d
+            if self._parts and has_depths != self.has_depths:
+                raise ValueError(f"{p}: {'has' if has_depths else 'lacks'} depth maps, unlike the shards loaded before it")
+            self.has_depths = has_depths
+            part = {} if not has_depths else {"depths": torch.from_numpy(d["depths"]).to(self.device)}
             self._parts.append({
+                **part,
                 "masks": torch.from_numpy(masks).to(self.device),
                 "points": torch.from_numpy(d["points"]).to(self.device),
                 "occ": torch.from_numpy(occ).to(self.device),
@@ -103,6 +111,7 @@ class ShardDataset:
             new = True
         if new:
             self.masks, self.points, self.occ, self.cams = (torch.cat([p[k] for p in self._parts]) for k in ("masks", "points", "occ", "cams"))
+            self.depths = torch.cat([p["depths"] for p in self._parts]) if self.has_depths else None
             v = self.cams.shape[1]
             ok = (view_yaw(self.cams).abs() <= self.max_yaw_deg * np.pi / 180 + 1e-6).reshape(-1)
             self.valid = torch.nonzero(ok)[:, 0]
@@ -120,7 +129,7 @@ class ShardDataset:
 
     def batch(self, gen: torch.Generator, batch: int, n_points: int, n_rays: int, in_res: int,
               mask_noise: float = 0.3, items: Optional[torch.Tensor] = None, flip: bool = True,
-              free: float = 0.125, uniform: float = 0.0) -> Batch:
+              free: float = 0.125, uniform: float = 0.0, ray_points: int = 0) -> Batch:
         """A random batch (``items``: flat (subject * V + view) indices to use instead of random).
         ``flip``: mirror half the items left-right (mask columns and point x): a mirrored person
         is a person, which doubles the bodies seen. ``free``: share of extra points drawn in the
@@ -128,7 +137,11 @@ class ShardDataset:
         a 5 cm margin), labelled empty: the stored samples only cover the body's bounding box,
         while reconstruction queries the whole cube. ``uniform``: share of the labelled points drawn
         from the subject's uniform-in-bounding-box samples (0: draw from all stored points alike,
-        i.e. in their stored proportion)."""
+        i.e. in their stored proportion). ``ray_points``: extra labelled points along the rays of
+        on-person pixels, from the view's depth maps (shards with ``depths``): per ray one empty
+        point in front of the front surface and one behind the back surface (up to 8 cm out,
+        denser near it: exact labels) and one point just inside each of the two (within
+        min(2 cm, half the ray's span): inside but for a rim thinner than that)."""
         dev = self.device
         s, v, res, _ = self.masks.shape
         if items is None:
@@ -161,17 +174,44 @@ class ShardDataset:
             xy = torch.rand(len(items), n_free, 2, generator=gen, device=dev) * 2 - 1
             pts = torch.cat([pts, torch.cat([xy, z[..., None]], -1)], 1)
             lab = torch.cat([lab, torch.zeros(len(items), n_free, device=dev)], 1)
-        # Silhouette rays: half on the person (the k-th on-pixel, k uniform), half anywhere.
         flat = mask.reshape(len(items), -1)
-        half = n_rays // 2
-        csum = flat.cumsum(1)
+        csum = flat.cumsum(1).contiguous()
         n_on = csum[:, -1:].clamp(min=1)
-        k = (torch.rand(len(items), half, generator=gen, device=dev) * n_on).floor() + 1
-        on_pix = torch.searchsorted(csum.contiguous(), k.contiguous()).clamp(max=res * res - 1)
+
+        def on_pixels(count):  # the k-th on-pixel, k uniform
+            k = (torch.rand(len(items), count, generator=gen, device=dev) * n_on).floor() + 1
+            return torch.searchsorted(csum, k.contiguous()).clamp(max=res * res - 1)
+
+        def pixel_xy(pix):
+            rows, cols = pix // res, pix % res
+            return torch.stack([-1 + 2 * cols.float() / (res - 1), 1 - 2 * rows.float() / (res - 1)], -1)
+
+        if ray_points > 0:
+            if self.depths is None:
+                raise ValueError("ray_points needs shards with depth maps (regenerate them: synth depths=True)")
+            q = max(1, ray_points // 4)
+            pix = on_pixels(q)
+            dm = self.depths[si, vi].reshape(len(items), 2, -1).float()
+            zf = torch.gather(dm[:, 0], 1, pix)
+            zb = torch.gather(dm[:, 1], 1, pix)
+            ok = torch.isfinite(zf) & torch.isfinite(zb) & (zb > zf)  # (masks and depth maps agree)
+            zf, zb = torch.where(ok, zf, 2.0), torch.where(ok, zb, 2.0)  # a failed pixel: both far behind
+            cm = 0.01 * cam[:, :1, :3].norm(dim=-1)  # [B, 1]: 1 cm in crop units
+            r = torch.rand(len(items), q, 4, generator=gen, device=dev)
+            out_d = 8 * cm[..., None] * r[..., :2] ** 2
+            in_d = torch.minimum(2 * cm, 0.5 * (zb - zf).clamp(min=0))[..., None] * (0.1 + 0.9 * r[..., 2:])
+            z = torch.stack([zf - out_d[..., 0], zf + in_d[..., 0], zb - in_d[..., 1], zb + out_d[..., 1]], -1)
+            lab_r = torch.tensor([0.0, 1.0, 1.0, 0.0], device=dev).expand(len(items), q, 4)
+            lab_r = torch.where(ok[..., None], lab_r, torch.zeros_like(lab_r))
+            xy = pixel_xy(pix)[:, :, None, :].expand(-1, -1, 4, -1)
+            pts = torch.cat([pts, torch.cat([xy, z[..., None]], -1).reshape(len(items), -1, 3)], 1)
+            lab = torch.cat([lab, lab_r.reshape(len(items), -1)], 1)
+        # Silhouette rays: half on the person, half anywhere.
+        half = n_rays // 2
+        on_pix = on_pixels(half)
         any_pix = torch.randint(0, res * res, (len(items), n_rays - half), generator=gen, device=dev)
         pix = torch.cat([on_pix, any_pix], 1)
-        rows, cols = pix // res, pix % res
-        rays = torch.stack([-1 + 2 * cols.float() / (res - 1), 1 - 2 * rows.float() / (res - 1)], -1)
+        rays = pixel_xy(pix)
         ray_mask = torch.gather(flat, 1, pix)
         img = mask[:, None]
         if in_res != res:

@@ -62,6 +62,9 @@ class TrainConfig:
     """share of each view's labelled points drawn from its uniform-in-bounding-box samples (0:
     as stored, 1/8); more of them supervise the empty space just behind the body, where the
     network otherwise grows a thick, ragged back"""
+    ray_points: int = 0
+    """extra labelled points per view along the rays of on-person pixels, from the shards' depth
+    maps (4 per ray: just outside and just inside the front and the back surface)"""
     max_yaw_deg: float = 90.0
     """train on views whose yaw is within this many degrees of facing the camera"""
     lr: float = 1e-3
@@ -157,11 +160,15 @@ def step_fn(net, opt, batch, cfg: TrainConfig, gen=None) -> dict:
 
     net.train()
     feats = net.encode(batch.image)
-    rp = ray_points(batch.rays, cfg.sil_depths, gen, batch.zrange if cfg.sil_range == "body" else None)
-    logits = net.query(feats, torch_cat(batch.points, rp))
     p = batch.points.shape[1]
+    if cfg.sil_weight > 0:
+        rp = ray_points(batch.rays, cfg.sil_depths, gen, batch.zrange if cfg.sil_range == "body" else None)
+        logits = net.query(feats, torch_cat(batch.points, rp))
+        l_sil = silhouette_loss(logits[:, p:], batch.ray_mask, cfg.sil_depths)
+    else:  # no silhouette term: do not pay for its queries
+        logits = net.query(feats, batch.points)
+        l_sil = logits.new_zeros(())
     l_occ = occupancy_loss(logits[:, :p], batch.labels)
-    l_sil = silhouette_loss(logits[:, p:], batch.ray_mask, cfg.sil_depths)
     loss = l_occ + cfg.sil_weight * l_sil
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -210,6 +217,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     data = ShardDataset(seed_dir, exclude=(VAL_SHARD,), device=device, max_yaw_deg=cfg.max_yaw_deg)
     if len(data) == 0:
         raise UserInputError(f"no training shards in {seed_dir}: run without --no-generate first")
+    if cfg.ray_points > 0 and not data.has_depths:
+        raise UserInputError(f"--ray-points: the shards in {seed_dir} have no depth maps (made before they were "
+                             "rendered): generate new ones into another --data-dir, or pass --ray-points 0")
     val = ShardDataset(files=[seed_dir / VAL_SHARD], device=device, max_yaw_deg=cfg.max_yaw_deg)
     vgen = torch.Generator(device=device)
     vgen.manual_seed(12345)
@@ -249,7 +259,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 lr = max(cfg.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))), cfg.lr * 0.02)
                 for gparam in opt.param_groups:
                     gparam["lr"] = lr
-            batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free, uniform=cfg.uniform)
+            batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free, uniform=cfg.uniform,
+                               ray_points=cfg.ray_points)
             stats = step_fn(net, opt, batch, cfg, gen)
             step += 1
             if bar is not None:
