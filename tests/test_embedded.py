@@ -257,3 +257,35 @@ def test_engines_build_for_the_embedded_model_then_reuse(tmp_path, capsys):
     assert "0 engine(s) built, 1 reused" in capsys.readouterr().out
     assert main(["engines", "list", "--engines-dir", str(tmp_path)]) == 0
     assert ":encoder" in capsys.readouterr().out
+
+
+def test_evaluate_model_scores_the_subjects_from_first_on(monkeypatch):
+    """``--first`` shifts the held-out window (the selection set 20-39 vs the reported 0-19)."""
+    pytest.importorskip("igl", reason="the train extra (libigl) is not installed")
+    trimesh = pytest.importorskip("trimesh", reason="the train extra (trimesh) is not installed")
+    pytest.importorskip("embreex", reason="the train extra (embreex) is not installed")
+    from streamrecon.embedded import evaluate as ev
+    from streamrecon.synth.render import render
+
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.3)
+    v, f = np.asarray(ball.vertices, np.float32), np.asarray(ball.faces, np.int32)
+    seen = []
+
+    def fake_heldout(cfg, index):
+        seen.append(index)
+        return {"vertices": v, "faces": f, "mask": render(v.astype(np.float64), f.astype(np.int64), cfg.mask_res).mask,
+                "crop_per_metre": np.float64(1.0), "height": np.float64(1.7)}
+
+    class Ball:
+        name, device = "ball", "cpu"
+
+        def encode_crop(self, mask):
+            return None
+
+        def query(self, features, p):
+            return (p.norm(dim=1) < 0.3).float()
+
+    monkeypatch.setattr(ev, "load_heldout", fake_heldout)
+    res = ev.evaluate_model(Ball(), ev.EvalConfig(subjects=2, first=5, resolution=32, mask_res=32, samples=500))
+    assert seen == [5, 6] and [r["subject"] for r in res["subjects"]] == [5, 6]
+    assert res["mean"]["chamfer_cm"] < 2.0 and res["mean"]["silhouette_iou"] > 0.8

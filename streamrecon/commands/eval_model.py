@@ -2,7 +2,7 @@
 held-out synthetic set: Chamfer and P2S in cm, normal consistency, silhouette IoU (needs the train
 extra to build the set once; it is cached).
 
-    streamrecon eval-model [--checkpoint PATH] [--subjects 20] [--resolution 256]
+    streamrecon eval-model [--checkpoint PATH] [--subjects 20] [--first 0] [--resolution 256]
                            [--cleanup product|largest|none] [--json OUT]
 """
 from __future__ import annotations
@@ -41,8 +41,8 @@ def run(args) -> int:
     from ..embedded.model import load_default, load_embedded
     from ..errors import UserInputError
 
-    if args.subjects < 1 or args.resolution < 16:
-        raise UserInputError("--subjects must be >= 1 and --resolution >= 16")
+    if args.subjects < 1 or args.resolution < 16 or args.first < 0:
+        raise UserInputError("--subjects must be >= 1, --first >= 0 and --resolution >= 16")
     try:
         cfg = EvalConfig(**{f.name: getattr(args, f.name) for f in fields(EvalConfig)})
     except ValueError as exc:

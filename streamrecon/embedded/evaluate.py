@@ -35,7 +35,10 @@ class EvalConfig:
     """Options of ``streamrecon eval-model``."""
 
     subjects: int = 20
-    """held-out subjects (the first N of the held-out seed stream)"""
+    """held-out subjects (N of the held-out seed stream, from --first on)"""
+    first: int = 0
+    """index of the first held-out subject (e.g. 20 with --subjects 20: a second set, to choose
+    between checkpoints without touching the reported one)"""
     data_seed: int = 0
     """seed of the held-out stream (match the training data seed)"""
     resolution: int = 256
@@ -211,7 +214,7 @@ def evaluate_model(model, cfg: EvalConfig = EvalConfig(), progress: Optional[Cal
     """Metrics per subject and their means. ``model``: an ``EmbeddedModel`` (reads the mask)."""
     rows: List[dict] = []
     rng = np.random.default_rng(0)
-    for i in range(cfg.subjects):
+    for i in range(cfg.first, cfg.first + cfg.subjects):
         s = load_heldout(cfg, i)
         t0 = time.perf_counter()
         feats = model.encode_crop(s["mask"].astype(np.float32))
