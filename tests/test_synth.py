@@ -48,6 +48,12 @@ def test_render_sphere_mask_area_normals_and_depth():
     assert np.all(r.normals[r.mask][:, 2] < 0.05)
     img = render.shade(r)
     assert img.shape == (res, res, 3) and img[~r.mask].max() == 0 and img[r.mask].max() > 0
+    assert r.back_depth is None
+    # cast from behind too: the far hemisphere, +inf exactly where the front cast missed
+    rb = render.render(v, f, res, back=True)
+    assert np.array_equal(rb.mask, r.mask) and np.array_equal(rb.depth, r.depth)
+    assert np.array_equal(np.isfinite(rb.back_depth), r.mask)
+    assert np.abs(rb.back_depth[r.mask] + zexp).max() < 0.02
 
 
 def test_camera_frames_body_and_reverses_winding():

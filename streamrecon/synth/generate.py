@@ -126,13 +126,13 @@ def make_subject(seed: np.random.SeedSequence, cfg: SynthConfig = SynthConfig())
             yaw = np.deg2rad(rng.uniform(-cfg.max_yaw_deg, cfg.max_yaw_deg))
         cam = camera.make_camera(verts, yaw, rng)
         v, f = to_crop(cam, verts, faces)
-        r = render.render(v, f, cfg.res)
+        r = render.render(v, f, cfg.res, back=cfg.depths)
         cams.append(cam)
         masks.append(r.mask)
         if cfg.normals:
             normals.append(r.normals)
         if cfg.depths:
-            depths.append(np.stack([r.depth, render.back_depth(v, f, cfg.res)]))
+            depths.append(np.stack([r.depth, r.back_depth]))
     return Subject(verts, faces, pts, occ, cams, np.stack(masks), np.stack(normals) if cfg.normals else None,
                    body.height, {"phenotype": pheno, "outfit": outfit.__dict__ if outfit else None},
                    np.stack(depths) if cfg.depths else None)

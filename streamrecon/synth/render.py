@@ -17,12 +17,15 @@ import numpy as np
 class Render:
     """``mask`` [R, R] bool; ``normals`` [R, R, 3] float32 crop-frame unit normals (0 off the
     person); ``depth`` [R, R] float32 crop z of the first hit (+inf off the person);
-    ``face`` [R, R] int64 index of the hit triangle (-1 off the person)."""
+    ``face`` [R, R] int64 index of the hit triangle (-1 off the person); ``back_depth`` [R, R]
+    float32 crop z of the first hit of a ray cast from behind, i.e. where the pixel's ray last
+    leaves the body (+inf off the person), when asked for (``render(..., back=True)``)."""
 
     mask: np.ndarray
     normals: np.ndarray
     depth: np.ndarray
     face: np.ndarray
+    back_depth: Optional[np.ndarray] = None
 
 
 def pixel_grid(res: int) -> np.ndarray:
@@ -37,39 +40,34 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
 
 
-def render(vertices: np.ndarray, faces: np.ndarray, res: int) -> Render:
-    """Ray-cast the mesh (crop frame, outward faces) at ``res`` x ``res``."""
-    import trimesh
-
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
-    xy = pixel_grid(res).reshape(-1, 2)
-    origins = np.concatenate([xy, np.full((len(xy), 1), -3.0)], 1)
-    dirs = np.tile([0.0, 0.0, 1.0], (len(xy), 1))
+def _first_hits(mesh, xy: np.ndarray, from_behind: bool):
+    """(hit crop z [N] float32, +inf on a miss; hit triangle [N] int64, -1 on a miss) of the
+    orthographic rays through ``xy`` [N, 2]: along +z from z = -3, or along -z from z = +3."""
+    z0, dz = (3.0, -1.0) if from_behind else (-3.0, 1.0)
+    origins = np.concatenate([xy, np.full((len(xy), 1), z0)], 1)
+    dirs = np.tile([0.0, 0.0, dz], (len(xy), 1))
     locs, ray_idx, tri_idx = mesh.ray.intersects_location(origins, dirs, multiple_hits=False)
     depth = np.full(len(xy), np.inf, np.float32)
     face = np.full(len(xy), -1, np.int64)
     depth[ray_idx] = locs[:, 2]
     face[ray_idx] = tri_idx
-    normals = np.zeros((len(xy), 3), np.float32)
-    normals[ray_idx] = face_normals(vertices, faces)[tri_idx]
-    mask = face >= 0
-    return Render(mask.reshape(res, res), normals.reshape(res, res, 3), depth.reshape(res, res), face.reshape(res, res))
+    return depth, face
 
 
-def back_depth(vertices: np.ndarray, faces: np.ndarray, res: int) -> np.ndarray:
-    """[R, R] float32 crop z of the body's back surface under each pixel: the first hit of a ray
-    cast from behind (z = +3, along -z), i.e. where the pixel's ray last leaves the body; +inf
-    off the person. With ``render(...).depth`` it brackets what the pixel sees."""
+def render(vertices: np.ndarray, faces: np.ndarray, res: int, back: bool = False) -> Render:
+    """Ray-cast the mesh (crop frame, outward faces) at ``res`` x ``res``; ``back``: also cast
+    from behind for ``Render.back_depth`` (same mesh and ray structure, one more cast)."""
     import trimesh
 
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     xy = pixel_grid(res).reshape(-1, 2)
-    origins = np.concatenate([xy, np.full((len(xy), 1), 3.0)], 1)
-    dirs = np.tile([0.0, 0.0, -1.0], (len(xy), 1))
-    locs, ray_idx, _ = mesh.ray.intersects_location(origins, dirs, multiple_hits=False)
-    depth = np.full(len(xy), np.inf, np.float32)
-    depth[ray_idx] = locs[:, 2]
-    return depth.reshape(res, res)
+    depth, face = _first_hits(mesh, xy, from_behind=False)
+    hit = face >= 0
+    normals = np.zeros((len(xy), 3), np.float32)
+    normals[hit] = face_normals(vertices, faces)[face[hit]]
+    back_depth = _first_hits(mesh, xy, from_behind=True)[0].reshape(res, res) if back else None
+    return Render(hit.reshape(res, res), normals.reshape(res, res, 3), depth.reshape(res, res), face.reshape(res, res),
+                  back_depth)
 
 
 def shade(r: Render, albedo: Optional[np.ndarray] = None, light=(0.3, 0.5, -1.0), ambient: float = 0.35) -> np.ndarray:
