@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 DEFAULT_UNIFORM_SHARE = 0.125  # synth.generate.SynthConfig.uniform_share when the shards were first made
 
 
+def stored_uniform_points(shard: Dict[str, np.ndarray]) -> int:
+    """How many of each subject's points (the last ones) are uniform in its box: the shard's
+    ``uniform_points``, or for shards written before that field, the layout of that time."""
+    if "uniform_points" in shard:
+        return int(shard["uniform_points"])
+    return int(round(shard["points"].shape[1] * DEFAULT_UNIFORM_SHARE))
+
+
 @dataclass
 class Batch:
     """``image`` [B, 1, R, R] mask in {0, 1}; ``points`` [B, P, 3] crop frame; ``labels`` [B, P]
@@ -90,8 +98,7 @@ class ShardDataset:
             masks = np.unpackbits(d["masks"], axis=-1)[..., : res * res].reshape(s, v, res, res).astype(bool)
             n = d["points"].shape[1]
             occ = np.unpackbits(d["occupancy"], axis=-1)[..., :n].astype(bool)
-            # Shards written before the field existed used SynthConfig's default layout.
-            n_uni = int(d["uniform_points"]) if "uniform_points" in d else int(round(n * DEFAULT_UNIFORM_SHARE))
+            n_uni = stored_uniform_points(d)
             if self._parts and n_uni != self.uniform_points:
                 raise ValueError(f"{p}: {n_uni} uniform points per subject, other shards have {self.uniform_points}")
             self.uniform_points = n_uni

@@ -22,12 +22,10 @@ def pack_shard(src: Path, dst: Path, points: Optional[int], seed: int = 0) -> No
     if points is not None and points < p:
         sel = np.sort(np.random.default_rng(seed).choice(p, points, replace=False))
         occ = np.unpackbits(d["occupancy"], axis=-1)[:, :p]
-        if "uniform_points" not in d:
-            from .dataset import DEFAULT_UNIFORM_SHARE
+        from .dataset import stored_uniform_points
 
-            d["uniform_points"] = np.array(int(round(p * DEFAULT_UNIFORM_SHARE)))
         # sel is sorted, so the uniform samples (the last ones) stay last: count the survivors
-        d["uniform_points"] = np.array(int((sel >= p - int(d["uniform_points"])).sum()))
+        d["uniform_points"] = np.array(int((sel >= p - stored_uniform_points(d)).sum()))
         d["points"] = d["points"][:, sel]
         d["occupancy"] = np.packbits(occ[:, sel], axis=-1)
     dst.parent.mkdir(parents=True, exist_ok=True)
