@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from _results import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -289,14 +291,10 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--build-only"] + [a for a in sys.argv[1:] if a not in ("--build-only",)]
         subprocess.run(cmd, check=True)
     res = run(args)
-    text = json.dumps(res, indent=1)
     if args.build_only:
-        print(text, file=sys.stderr)
+        print(json.dumps(res, indent=1), file=sys.stderr)
         return 0
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text)
+    emit(res, args.json)
     if args.plot:
         plot([res], args.plot)
     return 0

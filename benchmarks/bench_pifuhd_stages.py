@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import resource
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from _results import emit
 
 import torch
 
@@ -139,11 +140,7 @@ def main() -> int:
     res["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if device.type == "cuda":
         res["peak_cuda_MiB"] = torch.cuda.max_memory_allocated(device) / 2**20
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text)
+    emit(res, args.json)
     return 0
 
 

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "media" / "carphone_pristine.mp4"
 
@@ -80,11 +82,7 @@ def main() -> int:
             print(f"resolution {r}: {out['fps']:.2f} fps, latency p50 {out['latency_s']['p50']:.2f} s, "
                   f"CPU {out['cpu_ms_per_frame']['user'] + out['cpu_ms_per_frame']['system']:.0f} ms/frame",
                   file=sys.stderr)
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text)
+    emit(res, args.json)
     return 0
 
 

@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from _results import emit
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -89,6 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-rss-growth-mib", type=float, default=16.0,
                     help="allowed RSS growth start -> end (the manifest index is held in memory: ~0.5 KB a frame)")
     a = ap.parse_args(argv)
+    if a.frames <= a.warmup:
+        ap.error(f"--frames ({a.frames}) must exceed --warmup ({a.warmup}): RSS growth is measured after the warm-up")
 
     from streamrecon.capture import SyntheticSource
     from streamrecon.pipeline import PipelineConfig
@@ -165,10 +169,7 @@ def main(argv=None) -> int:
           and growth <= a.max_rss_growth_mib
           and result["threads"]["during_max"] == result["threads"]["during_min"])
     result["ok"] = bool(ok)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if a.json:
-        Path(a.json).write_text(text)
+    emit(result, a.json)
     if tmp is not None:
         tmp.cleanup()
     return 0 if ok else 1
