@@ -261,3 +261,64 @@ def test_step_without_silhouette_term_matches_occupancy_loss(shard_dir):
         net.train()
         ref = losses.occupancy_loss(net(batch.image, batch.points), batch.labels)
     assert float(out["sil"]) == 0.0 and abs(float(out["loss"]) - float(ref)) < 1e-6
+
+
+def _depth_shards(tmp_path, n=3):
+    rng = np.random.default_rng(7)
+    subs = []
+    for _ in range(n):
+        replay = np.random.default_rng()
+        replay.bit_generator.state = rng.bit_generator.state
+        a = np.array([0.25, 0.15, 0.8]) * replay.uniform(0.8, 1.2, 3)
+        sub = ellipsoid_subject(rng)
+        sub.depths = ellipsoid_depths(sub, a)
+        sub.masks = np.isfinite(sub.depths[:, 0])
+        subs.append(sub)
+    root = tmp_path / "depthy" / "seed0"
+    cfg = SynthConfig(res=32, views=2, points=600, depths=True)
+    write_shard(root / "shard_00000.npz", subs[:-1], list(range(n - 1)), cfg)
+    write_shard(root / "shard_val.npz", subs[-1:], [100], cfg)
+    return root
+
+
+def test_shading_channel_follows_the_mask_and_the_mirror(tmp_path):
+    ds = ShardDataset(_depth_shards(tmp_path), exclude=("shard_val.npz",))
+    items = torch.arange(4)
+    kw = dict(mask_noise=0, free=0, items=items)
+    plain = ds.batch(torch.Generator().manual_seed(0), 4, 32, 8, 32, flip=False, shading=True, **kw)
+    assert plain.image.shape == (4, 2, 32, 32)
+    m, s = plain.image[:, 0] > 0.5, plain.image[:, 1]
+    assert torch.all(s[~m] == 0) and float(s[m].std()) > 0.3  # shaded inside, nothing outside
+    flipped = ds.batch(torch.Generator().manual_seed(0), 4, 32, 8, 32, flip=True, shading=True, **kw)
+    for i in range(4):  # a mirrored item mirrors both channels together
+        fm = flipped.image[i, 0] > 0.5
+        assert torch.all(flipped.image[i, 1][~fm] == 0)
+    with pytest.raises(ValueError, match="depth maps"):
+        ShardDataset(_plain_shards(tmp_path)).batch(torch.Generator(), 2, 16, 4, 32, shading=True)
+
+
+def test_train_init_widens_shipped_style_weights_for_shading(tmp_path):
+    from streamrecon.embedded.model import load_embedded, save_embedded
+    from streamrecon.embedded.net import widen_inputs
+
+    torch.manual_seed(0)
+    src = EmbeddedNet(TINY)
+    init = save_embedded(tmp_path / "init.pt", src)
+    root = _depth_shards(tmp_path)
+    wide = {**TINY.to_json(), "shading": True}
+    common = dict(data_dir=str(root.parent), generate=False, batch=2, points=32, sil_rays=8, sil_depths=4,
+                  val_every=1, threads=1, init=str(init))
+    out = tmp_path / "run0"
+    train(TrainConfig(out=str(out), hours=0.0, net=wide, **common), progress=False)  # no step: the start
+    start = load_checkpoint(out / "last.pt")["model"]
+    want = widen_inputs(src.state_dict(), NetConfig.from_json(wide))
+    assert all(torch.equal(start[k], want[k]) for k in want)
+    best = train(TrainConfig(out=str(tmp_path / "run1"), steps=2, net=wide, **common), progress=False)
+    assert load_embedded(best).cfg.shading
+    with pytest.raises(UserInputError, match="architecture differs in feat"):
+        train(TrainConfig(out=str(tmp_path / "run2"), steps=1, net={**wide, "feat": 8}, **common), progress=False)
+    plain = _plain_shards(tmp_path)
+    write_shard(plain / "shard_val.npz", [ellipsoid_subject(np.random.default_rng(2))], [100], SynthConfig(res=32, views=2))
+    with pytest.raises(UserInputError, match="--net shading"):
+        train(TrainConfig(out=str(tmp_path / "run3"), steps=1, net=wide, **{**common, "data_dir": str(plain.parent)}),
+              progress=False)

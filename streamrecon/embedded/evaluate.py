@@ -1,7 +1,8 @@
 """Evaluation of an implicit model on the fixed held-out synthetic set (bodies never seen in
 training: ``streamrecon.synth.generate.HELDOUT`` seed stream).
 
-Per subject (one view): the model reads the rendered silhouette (crop frame pixel grid), and the
+Per subject (one view): the model reads the rendered silhouette (crop frame pixel grid; weights
+with a shading channel also read the view's shaded front depth, ``heldout_shading``), and the
 mesh comes from the product's own path (``streamrecon.reconstruction``: the octree on the N^3
 grid, marching cubes at 0.5, ``mesh.cleanup_mesh`` with its default ``CleanupConfig``, or one of
 the comparison settings of ``EvalConfig.cleanup``). The ground-truth surface is the outer
@@ -88,6 +89,24 @@ def load_heldout(cfg: EvalConfig, index: int) -> Dict[str, np.ndarray]:
     np.savez(tmp, **d)
     tmp.replace(path)
     return d
+
+
+def _reads_shading(model) -> bool:
+    return bool(getattr(getattr(model, "cfg", None), "shading", False))
+
+
+def heldout_shading(subject: Dict[str, np.ndarray]) -> np.ndarray:
+    """The shading channel of a held-out view ([R, R]): its front depth (ray cast at the mask's
+    resolution) shaded under the fixed evaluation light (``embedded.shading.eval_shading``), the
+    same kind of picture the training shades under random lights."""
+    import torch
+
+    from ..synth.render import render
+    from .shading import eval_shading
+
+    mask = subject["mask"]
+    r = render(subject["vertices"].astype(np.float64), subject["faces"].astype(np.int64), mask.shape[0])
+    return eval_shading(torch.from_numpy(r.depth)[None], torch.from_numpy(mask.astype(bool))[None])[0].numpy()
 
 
 def occupancy_volume(query_fn: Callable, resolution: int) -> np.ndarray:
@@ -217,7 +236,8 @@ def evaluate_model(model, cfg: EvalConfig = EvalConfig(), progress: Optional[Cal
     for i in range(cfg.first, cfg.first + cfg.subjects):
         s = load_heldout(cfg, i)
         t0 = time.perf_counter()
-        feats = model.encode_crop(s["mask"].astype(np.float32))
+        extra = {"shading": heldout_shading(s)} if _reads_shading(model) else {}
+        feats = model.encode_crop(s["mask"].astype(np.float32), **extra)
         pv, pf = reconstruct_mesh(model, feats, cfg)
         t_rec = time.perf_counter() - t0
         gvol = occupancy_volume(winding_query(s["vertices"], s["faces"]), cfg.resolution)

@@ -9,7 +9,8 @@ File format (``torch.save``; safe to read with ``torch.load(weights_only=True)``
 Input handling in ``encode(image, rect, mask)``: the square ``rect`` (frame pixels, may extend
 beyond the frame; zero padding) is resampled to ``in_res`` x ``in_res`` so that pixel centres
 span the crop frame's [-1, 1] exactly (``align_corners=True``), as in training. The network reads
-the person mask (and RGB if its config says so). When ``mask`` is None we fall back to a GrabCut
+the person mask (and RGB, and/or the shading channel, if its config says so: the shading
+channel is the crop's luminance normalised within the mask, ``photo_shading``). When ``mask`` is None we fall back to a GrabCut
 segmentation initialised with the central 80% of the rect as "probably person" (logged once):
 acceptable for a single well-framed person on a plain background, and a reason to pass a real mask.
 """
@@ -65,6 +66,17 @@ def crop_inputs(image: np.ndarray, rect, mask: Optional[np.ndarray], res: int):
     return mask_crop, rgbf
 
 
+def photo_shading(rgb_crop: np.ndarray, mask_crop: np.ndarray) -> np.ndarray:
+    """The shading channel of a photo crop: its luminance normalised within the mask
+    (``embedded.shading.normalise``). ``rgb_crop`` [R, R, 3] in [-1, 1], ``mask_crop`` [R, R]."""
+    import torch
+
+    from .shading import luminance, normalise
+
+    grey = luminance(torch.from_numpy((np.asarray(rgb_crop, np.float32) + 1.0) * 0.5))[None]
+    return normalise(grey, torch.from_numpy(np.asarray(mask_crop) > 0.5)[None])[0].numpy()
+
+
 _warned_grabcut = False
 
 
@@ -116,9 +128,8 @@ class EmbeddedModel:
         import torch
 
         m, rgb = crop_inputs(image, rect, mask, self.cfg.in_res)
-        chans = [m[None]] + ([np.transpose(rgb, (2, 0, 1))] if self.cfg.rgb else [])
-        x = torch.from_numpy(np.concatenate(chans, 0)[None]).to(self.device)
-        return self._encode_tensor(x)
+        shading = photo_shading(rgb, m) if self.cfg.shading else None
+        return self.encode_crop(m, rgb, shading)
 
     def _encode_tensor(self, x) -> EmbeddedFeatures:
         import torch
@@ -152,20 +163,29 @@ class EmbeddedModel:
 
         if getattr(self, "weights_id", None) is None:
             self.weights_id = "sha256:" + weights_sha256(self.net)
-        example = torch.zeros(1, 4 if self.cfg.rgb else 1, self.cfg.in_res, self.cfg.in_res, device=self.device)
+        example = torch.zeros(1, self.cfg.in_channels, self.cfg.in_res, self.cfg.in_res, device=self.device)
         runner = compile_module(self.net.encoder, (example,), replace(cfg, backend=backend),
                                 f"embedded:{self.weights_id}:encoder", cache=cache)
         self._runners = {"encoder": runner}
         self.backend = runner.backend
         return self
 
-    def encode_crop(self, mask_crop: np.ndarray, rgb_crop: Optional[np.ndarray] = None) -> EmbeddedFeatures:
-        """Features from an already cropped mask [R, R] (crop frame pixel grid; used by evaluation)."""
+    def encode_crop(self, mask_crop: np.ndarray, rgb_crop: Optional[np.ndarray] = None,
+                    shading: Optional[np.ndarray] = None) -> EmbeddedFeatures:
+        """Features from an already cropped mask [R, R] (crop frame pixel grid; used by evaluation),
+        with the RGB crop ([R, R, 3] in [-1, 1]) for ``rgb`` weights and the shading channel ([R, R],
+        ``embedded.shading``) for ``shading`` weights (from ``rgb_crop`` when not given)."""
         import torch
 
         chans = [mask_crop.astype(np.float32)[None]]
         if self.cfg.rgb:
             chans.append(np.transpose(rgb_crop if rgb_crop is not None else np.zeros(mask_crop.shape + (3,), np.float32), (2, 0, 1)))
+        if self.cfg.shading:
+            if shading is None:
+                if rgb_crop is None:
+                    raise ValueError("these weights read a shading channel: pass shading= or rgb_crop=")
+                shading = photo_shading(rgb_crop, mask_crop)
+            chans.append(np.asarray(shading, np.float32)[None])
         x = torch.from_numpy(np.concatenate(chans, 0)[None]).to(self.device)
         return self._encode_tensor(x)
 

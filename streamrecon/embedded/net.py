@@ -4,7 +4,8 @@ family, sized for the CPU real-time path). Pure torch; no I/O.
 Shapes and frames:
 - ``image``: [B, C_in, R, R] float, the crop resampled so that pixel (row i, column j) sits at crop
   x = -1 + 2 j / (R - 1), y = 1 - 2 i / (R - 1) (``align_corners=True``). Channel 0 is the person
-  mask in {0, 1}; with ``rgb=True`` channels 1..3 are RGB scaled to [-1, 1] (0 off the mask).
+  mask in {0, 1}; with ``rgb=True`` channels 1..3 are RGB scaled to [-1, 1] (0 off the mask); with
+  ``shading=True`` the last channel is the shading channel (``embedded.shading.normalise``).
 - ``points``: [B, N, 3] in the crop frame (x right, y up, z away from the camera, [-1, 1]).
 - features: [B, C, R/4, R/4]; sampled at (x, -y) because image rows go down while y goes up.
 - output: [B, N] occupancy logits (sigmoid -> probability of being inside; 0.5 = surface).
@@ -30,6 +31,10 @@ class NetConfig:
     rgb: bool = False
     """feed the RGB crop besides the mask (the default model uses the mask only: it transfers
     from synthetic renders to real photos without a shading/texture domain gap)"""
+    shading: bool = False
+    """feed a grey shading channel after the mask (and RGB): ``streamrecon.embedded.shading``,
+    the luminance of the crop normalised within the mask. It carries the depth cues a silhouette
+    lacks (which limb is in front, how thick the body is)"""
     widths: Tuple[int, ...] = (16, 32, 64, 96, 128)
     """encoder channels at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input resolution"""
     feat: int = 96
@@ -39,6 +44,11 @@ class NetConfig:
     """widths of the point MLP's further hidden layers"""
     z_freqs: int = 6
     """sin/cos frequencies of the depth encoding (besides z itself)"""
+
+    @property
+    def in_channels(self) -> int:
+        """input channels: the mask, RGB (3) if ``rgb``, shading (1) if ``shading``"""
+        return 1 + (3 if self.rgb else 0) + (1 if self.shading else 0)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -67,7 +77,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: NetConfig):
         super().__init__()
         w = cfg.widths
-        cin = 4 if cfg.rgb else 1
+        cin = cfg.in_channels
         self.down = nn.ModuleList([_block(cin if i == 0 else w[i - 1], w[i], 2) for i in range(len(w))])
         ups = []
         c = w[-1]
@@ -173,6 +183,20 @@ class EmbeddedNet(nn.Module):
 
     def forward(self, image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         return self.query(self.encode(image), points)
+
+
+def widen_inputs(state_dict: dict, cfg: NetConfig) -> dict:
+    """``state_dict`` of a net with fewer input channels, for a net of ``cfg``: the first
+    convolution gets zero weights for the missing channels (appended after the existing ones),
+    so the widened net computes exactly what the old one did until training moves them."""
+    key = "encoder.down.0.0.weight"
+    w = state_dict[key]
+    if w.shape[1] > cfg.in_channels:
+        raise ValueError(f"the weights read {w.shape[1]} input channels, the config only {cfg.in_channels}")
+    if w.shape[1] == cfg.in_channels:
+        return dict(state_dict)
+    extra = w.new_zeros(w.shape[0], cfg.in_channels - w.shape[1], *w.shape[2:])
+    return {**state_dict, key: torch.cat([w, extra], 1)}
 
 
 def count_parameters(m: nn.Module) -> int:

@@ -37,7 +37,7 @@ def stored_uniform_points(shard: Dict[str, np.ndarray]) -> int:
 
 @dataclass
 class Batch:
-    """``image`` [B, 1, R, R] mask in {0, 1}; ``points`` [B, P, 3] crop frame; ``labels`` [B, P]
+    """``image`` [B, 1, R, R] mask in {0, 1} (then the shading channel, if asked for); ``points`` [B, P, 3] crop frame; ``labels`` [B, P]
     float {0, 1}; ``rays`` [B, Q, 2] crop (x, y) of silhouette pixels; ``ray_mask`` [B, Q] float;
     ``zrange`` [B, 2] crop-frame depth range of the body (its labelled inside points, widened by
     a 5 cm margin): the free points lie outside it, the silhouette rays may be sampled inside it."""
@@ -136,7 +136,7 @@ class ShardDataset:
 
     def batch(self, gen: torch.Generator, batch: int, n_points: int, n_rays: int, in_res: int,
               mask_noise: float = 0.3, items: Optional[torch.Tensor] = None, flip: bool = True,
-              free: float = 0.125, uniform: float = 0.0, ray_points: int = 0) -> Batch:
+              free: float = 0.125, uniform: float = 0.0, ray_points: int = 0, shading: bool = False) -> Batch:
         """A random batch (``items``: flat (subject * V + view) indices to use instead of random).
         ``flip``: mirror half the items left-right (mask columns and point x): a mirrored person
         is a person, which doubles the bodies seen. ``free``: share of extra points drawn in the
@@ -148,7 +148,9 @@ class ShardDataset:
         on-person pixels, from the view's depth maps (shards with ``depths``): per ray one empty
         point in front of the front surface and one behind the back surface (up to 8 cm out,
         denser near it: exact labels) and one point just inside each of the two (within
-        min(2 cm, half the ray's span): inside but for a rim thinner than that)."""
+        min(2 cm, half the ray's span): inside but for a rim thinner than that). ``shading``: a
+        second image channel, the view's front depth map shaded under a random light
+        (``embedded.shading.random_shading``; shards with ``depths``)."""
         dev = self.device
         s, v, res, _ = self.masks.shape
         if items is None:
@@ -225,6 +227,15 @@ class ShardDataset:
             img = (F.interpolate(img, size=(in_res, in_res), mode="bilinear", align_corners=True) > 0.5).float()
         if mask_noise > 0:
             img = perturb_masks(img, gen, mask_noise)
+        if shading:
+            from ..embedded.shading import random_shading
+
+            if self.depths is None:
+                raise ValueError("shading needs shards with depth maps (regenerate them: synth depths=True)")
+            sh = random_shading(self.depths[si, vi, 0], mask > 0.5, gen)[:, None]
+            if in_res != res:
+                sh = F.interpolate(sh, size=(in_res, in_res), mode="bilinear", align_corners=True)
+            img = torch.cat([img, sh], 1)
         if flip:
             f = torch.rand(len(items), generator=gen, device=dev) < 0.5
             img = torch.where(f[:, None, None, None], img.flip(-1), img)

@@ -84,7 +84,10 @@ class TrainConfig:
     data_dir: Optional[str] = None
     """shard directory (default <cache>/data)"""
     net: dict = field(default_factory=dict)
-    """NetConfig overrides (JSON)"""
+    """NetConfig overrides (JSON), e.g. '{"shading": true}'"""
+    init: Optional[str] = None
+    """start a new run from these embedded-format weights (e.g. the shipped default.pt) with a
+    fresh optimizer; input channels the weights lack (--net '{"shading": true}') start at zero"""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.uniform <= 1.0:
@@ -217,18 +220,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     data = ShardDataset(seed_dir, exclude=(VAL_SHARD,), device=device, max_yaw_deg=cfg.max_yaw_deg)
     if len(data) == 0:
         raise UserInputError(f"no training shards in {seed_dir}: run without --no-generate first")
-    if cfg.ray_points > 0 and not data.has_depths:
-        raise UserInputError(f"--ray-points: the shards in {seed_dir} have no depth maps (made before they were "
-                             "rendered): generate new ones into another --data-dir, or pass --ray-points 0")
+    for what, wanted in (("--ray-points", cfg.ray_points > 0), ("--net shading", net_cfg.shading)):
+        if wanted and not data.has_depths:
+            raise UserInputError(f"{what}: the shards in {seed_dir} have no depth maps (made before they were "
+                                 "rendered): generate new ones into another --data-dir, or leave it out")
     val = ShardDataset(files=[seed_dir / VAL_SHARD], device=device, max_yaw_deg=cfg.max_yaw_deg)
     vgen = torch.Generator(device=device)
     vgen.manual_seed(12345)
-    val_batch = val.batch(vgen, min(64, len(val)), 4096, 8, net_cfg.in_res, mask_noise=0, flip=False, free=0)
+    val_batch = val.batch(vgen, min(64, len(val)), 4096, 8, net_cfg.in_res, mask_noise=0, flip=False, free=0,
+                          shading=net_cfg.shading)
 
     torch.manual_seed(cfg.seed)
     net = EmbeddedNet(net_cfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step, elapsed, best_iou = 0, 0.0, -1.0
+    if cfg.init and not ckpt:
+        _init_from(net, cfg.init)
     if ckpt:
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -260,7 +267,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 for gparam in opt.param_groups:
                     gparam["lr"] = lr
             batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free, uniform=cfg.uniform,
-                               ray_points=cfg.ray_points)
+                               ray_points=cfg.ray_points, shading=net_cfg.shading)
             stats = step_fn(net, opt, batch, cfg, gen)
             step += 1
             if bar is not None:
@@ -292,6 +299,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         vs = validate(net, val_batch)
         _export_best(out, net, cfg, step, vs["iou"])
     return out / "best.pt"
+
+
+def _init_from(net, path: str) -> None:
+    """Load embedded-format weights into ``net`` (widening its input layer if needed)."""
+    from ..embedded.model import load_embedded
+    from ..embedded.net import widen_inputs
+
+    src = load_embedded(path).net
+    mine, theirs = net.cfg.to_json(), src.cfg.to_json()
+    differ = sorted(k for k in mine if k not in ("rgb", "shading") and mine[k] != theirs.get(k))
+    if differ:
+        raise UserInputError(f"--init {path}: its architecture differs in {', '.join(differ)}; drop those --net overrides")
+    if src.cfg.in_channels > net.cfg.in_channels:
+        raise UserInputError(f"--init {path}: it reads {src.cfg.in_channels} input channels, this net {net.cfg.in_channels}")
+    net.load_state_dict(widen_inputs(src.state_dict(), net.cfg))
+    log.info("initialised from %s", path)
 
 
 def _export_best(out: Path, net, cfg: TrainConfig, step: int, iou: float) -> None:
