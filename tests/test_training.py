@@ -293,6 +293,14 @@ def test_shading_channel_follows_the_mask_and_the_mirror(tmp_path):
     for i in range(4):  # a mirrored item mirrors both channels together
         fm = flipped.image[i, 0] > 0.5
         assert torch.all(flipped.image[i, 1][~fm] == 0)
+    # perturbed masks: the channel is normalised within the mask the network reads, so its
+    # support never reveals the exact outline (a dilated mask shows a ring of black background)
+    noisy = ds.batch(torch.Generator().manual_seed(0), 4, 32, 8, 32, flip=False, shading=True,
+                     **{**kw, "mask_noise": 1.0})
+    nm, ns = noisy.image[:, 0] > 0.5, noisy.image[:, 1]
+    assert not torch.equal(nm, m) and torch.all(ns[~nm] == 0)
+    ring = nm & ~m  # dilated pixels: background, darker than the person's mean
+    assert ring.any() and float(ns[ring].mean()) < 0
     with pytest.raises(ValueError, match="depth maps"):
         ShardDataset(_plain_shards(tmp_path)).batch(torch.Generator(), 2, 16, 4, 32, shading=True)
 

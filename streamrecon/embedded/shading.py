@@ -80,11 +80,12 @@ def eval_shading(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return normalise(grey, mask)
 
 
-def random_shading(depth: torch.Tensor, mask: torch.Tensor, gen: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Training version of ``eval_shading``: a random light on the camera's side (up to ~50
-    degrees off the view axis), ambient 0.1-0.5, a smooth random albedo (+-30%, 4 x 4 cells),
-    a random gamma (0.7-1.4) and pixel noise (2%), so the network learns shape from shading
-    rather than one renderer's exact grey levels."""
+def random_grey(depth: torch.Tensor, gen: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Training version of the evaluation render: [B, R, R] crop z (+inf off the person) -> grey
+    levels (0 off the person) under a random light on the camera's side (up to ~60 degrees off
+    the view axis), ambient 0.1-0.5, a smooth random albedo (+-30%, 4 x 4 cells), a random gamma
+    (0.7-1.4) and pixel noise (2%), so the network learns shape from shading rather than one
+    renderer's exact grey levels. ``normalise`` it with the (possibly perturbed) input mask."""
     b, r, _ = depth.shape
     dev = depth.device
 
@@ -99,4 +100,9 @@ def random_shading(depth: torch.Tensor, mask: torch.Tensor, gen: Optional[torch.
     gamma = torch.exp((u(b, 1, 1) * 2 - 1) * 0.35)
     grey = (grey * albedo).clamp(min=1e-4) ** gamma
     grey = grey + 0.02 * torch.randn(b, r, r, generator=gen, device=dev)
-    return normalise(grey, mask)
+    return grey * torch.isfinite(depth)
+
+
+def random_shading(depth: torch.Tensor, mask: torch.Tensor, gen: Optional[torch.Generator] = None) -> torch.Tensor:
+    """``random_grey`` normalised within ``mask`` (the channel a training view gets)."""
+    return normalise(random_grey(depth, gen), mask)

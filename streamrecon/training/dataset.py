@@ -228,14 +228,16 @@ class ShardDataset:
         if mask_noise > 0:
             img = perturb_masks(img, gen, mask_noise)
         if shading:
-            from ..embedded.shading import random_shading
+            from ..embedded.shading import normalise, random_grey
 
             if self.depths is None:
                 raise ValueError("shading needs shards with depth maps (regenerate them: synth depths=True)")
-            sh = random_shading(self.depths[si, vi, 0], mask > 0.5, gen)[:, None]
+            grey = random_grey(self.depths[si, vi, 0], gen)[:, None]  # 0 (black) off the person
             if in_res != res:
-                sh = F.interpolate(sh, size=(in_res, in_res), mode="bilinear", align_corners=True)
-            img = torch.cat([img, sh], 1)
+                grey = F.interpolate(grey, size=(in_res, in_res), mode="bilinear", align_corners=True)
+            # normalised within the input mask as the product does: a dilated mask shows a ring of
+            # background, an eroded one loses the rim; the channel never reveals the exact outline
+            img = torch.cat([img, normalise(grey[:, 0], img[:, 0] > 0.5)[:, None]], 1)
         if flip:
             f = torch.rand(len(items), generator=gen, device=dev) < 0.5
             img = torch.where(f[:, None, None, None], img.flip(-1), img)
