@@ -201,10 +201,13 @@ def _plain_shards(tmp_path):
     return root
 
 
-def test_sil_range_is_checked():
+def test_sil_range_and_mask_noise_are_checked():
     assert TrainConfig(out="x", sil_range="cube").sil_range == "cube"
     with pytest.raises(UserInputError, match="--sil-range"):
         TrainConfig(out="x", sil_range="slab")
+    assert TrainConfig(out="x", mask_noise=0.0).mask_noise == 0.0
+    with pytest.raises(UserInputError, match="--mask-noise"):
+        TrainConfig(out="x", mask_noise=1.5)
 
 
 def test_steps_reduce_loss_on_fixed_batch(shard_dir):

@@ -65,6 +65,9 @@ class TrainConfig:
     ray_points: int = 0
     """extra labelled points per view along the rays of on-person pixels, from the shards' depth
     maps (4 per ray: just outside and just inside the front and the back surface)"""
+    mask_noise: float = 0.3
+    """share of input masks dilated or eroded by one pixel (half each): real segmentations are
+    never exact, but the network answers the doubt at the outline by thinning the rim a little"""
     max_yaw_deg: float = 90.0
     """train on views whose yaw is within this many degrees of facing the camera"""
     lr: float = 1e-3
@@ -92,6 +95,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.uniform <= 1.0:
             raise UserInputError(f"--uniform: expected a share in [0, 1], got {self.uniform}")
+        if not 0.0 <= self.mask_noise <= 1.0:
+            raise UserInputError(f"--mask-noise: expected a share in [0, 1], got {self.mask_noise}")
         if self.sil_range not in SIL_RANGES:
             raise UserInputError(f"--sil-range: expected one of {', '.join(SIL_RANGES)}, got {self.sil_range!r}")
 
@@ -267,7 +272,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 for gparam in opt.param_groups:
                     gparam["lr"] = lr
             batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free, uniform=cfg.uniform,
-                               ray_points=cfg.ray_points, shading=net_cfg.shading)
+                               ray_points=cfg.ray_points, shading=net_cfg.shading, mask_noise=cfg.mask_noise)
             stats = step_fn(net, opt, batch, cfg, gen)
             step += 1
             if bar is not None:
