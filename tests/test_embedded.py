@@ -289,3 +289,36 @@ def test_evaluate_model_scores_the_subjects_from_first_on(monkeypatch):
     res = ev.evaluate_model(Ball(), ev.EvalConfig(subjects=2, first=5, resolution=32, mask_res=32, samples=500))
     assert seen == [5, 6] and [r["subject"] for r in res["subjects"]] == [5, 6]
     assert res["mean"]["chamfer_cm"] < 2.0 and res["mean"]["silhouette_iou"] > 0.8
+
+
+def test_evaluate_model_feeds_shading_weights_the_shaded_view(monkeypatch):
+    """Weights with a shading channel get the held-out view's shaded front depth (fixed light)."""
+    pytest.importorskip("igl", reason="the train extra (libigl) is not installed")
+    trimesh = pytest.importorskip("trimesh", reason="the train extra (trimesh) is not installed")
+    pytest.importorskip("embreex", reason="the train extra (embreex) is not installed")
+    from streamrecon.embedded import evaluate as ev
+    from streamrecon.synth.render import render
+
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    v, f = np.asarray(ball.vertices, np.float32), np.asarray(ball.faces, np.int32)
+    subject = {"vertices": v, "faces": f, "mask": render(v.astype(np.float64), f.astype(np.int64), 32).mask,
+               "crop_per_metre": np.float64(1.0), "height": np.float64(1.7)}
+    monkeypatch.setattr(ev, "load_heldout", lambda cfg, index: subject)
+    got = []
+
+    class ShadedBall:
+        name, device = "ball", "cpu"
+        cfg = NetConfig(shading=True)
+
+        def encode_crop(self, mask, shading=None):
+            got.append(shading)
+            return None
+
+        def query(self, features, p):
+            return (p.norm(dim=1) < 0.5).float()
+
+    ev.evaluate_model(ShadedBall(), ev.EvalConfig(subjects=1, resolution=32, mask_res=32, samples=200))
+    s = got[0]
+    m = subject["mask"]
+    assert s.shape == (32, 32) and np.all(s[~m] == 0) and abs(float(s[m].mean())) < 1e-4
+    assert m[12, 12] and m[19, 19] and s[12, 12] > s[19, 19]  # lit from the upper left (EVAL_LIGHT)
