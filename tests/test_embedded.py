@@ -232,8 +232,8 @@ def test_compiled_encoder_matches_eager(backend, tmp_path):
     cfg = BackendConfig(backend=backend, cache_dir=str(tmp_path))
     fast.compile(cfg)
     assert fast.backend == "onnxruntime"
-    img = np.zeros((120, 100, 3), np.uint8)
-    mask = np.zeros((120, 100), bool)
+    img = np.random.default_rng(0).integers(0, 256, (120, 100, 3), dtype=np.uint8)  # any picture: the
+    mask = np.zeros((120, 100), bool)                                               # shading channel reads it
     mask[10:110, 35:65] = True  # a standing figure
     mask[30:40, 20:80] = True   # arms out
     rect = (0, 5, 100, 100)
