@@ -48,6 +48,9 @@ class StageConfig:
     """Arithmetic precision (fp16/bf16 on CUDA only)."""
     engines_dir: Optional[str] = None
     """Compiled-engine cache folder (None: the default, see ``streamrecon.backends.cache``)."""
+    silhouette_fill: bool = True
+    """give every grid column under the person mask a surface (``ReconConfig.silhouette_fill``:
+    thin parts' outlines no longer go missing)"""
     threads: int = 0
     """PyTorch CPU threads of the network; 0 = auto: for the embedded model, whose people,
     network and meshing steps run on three threads, half the cores (1 on 2 cores: measured 6.5 vs
@@ -263,7 +266,8 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
         raise UserInputError(f"backend: {exc}") from None
     apply_backend(model, bcfg, cfg.checkpoint)
     names = {f.name for f in fields(ReconConfig)}
-    rcfg = ReconConfig(**({"resolution": cfg.resolution} if "resolution" in names else {}))
+    rcfg = ReconConfig(**{k: v for k, v in (("resolution", cfg.resolution), ("silhouette_fill", cfg.silhouette_fill))
+                          if k in names})
 
     if getattr(model, "name", "") == "embedded":
         # a small model: meshing (~30% of its frame) gets its own thread. Not for PIFuHD, whose

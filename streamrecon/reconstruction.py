@@ -55,6 +55,13 @@ class ReconConfig:
     """points per network call"""
     octree: object = field(default_factory=_octree_default)
     """``occupancy.OctreeConfig`` (its batch_points is replaced by the one above)"""
+    silhouette_fill: bool = True
+    """with a person mask: give every grid column under the mask a surface at the network's most
+    likely depth when its occupancy never reaches the level (``occupancy.silhouette``: thin
+    parts' outlines no longer go missing; off the mask nothing changes)"""
+    silhouette_floor: float = 0.05
+    """columns whose occupancy peak stays below this are left empty (the network is sure: a
+    sloppy mask's background)"""
     cleanup: object = field(default_factory=_cleanup_default)
     """``mesh.CleanupConfig``: small and hidden component removal (default keeps the main body and
     the visible parts of at least 2% of its size), smoothing"""
@@ -77,6 +84,19 @@ def evaluate_grid(query_fn, cfg: ReconConfig, device="cpu"):
     if cfg.evaluator == "dense":
         return evaluate_dense(query_fn, cfg.resolution, DenseConfig(cfg.batch_points, cfg.octree.level), device=device)
     return evaluate_octree(query_fn, cfg.resolution, replace(cfg.octree, batch_points=cfg.batch_points), device=device)
+
+
+def fill_grid(grid, query_fn, columns_on: np.ndarray, cfg: ReconConfig):
+    """``occupancy.silhouette.fill_silhouette`` per ``cfg`` (in place); its counts land in
+    ``grid.stats["silhouette_fill"]``."""
+    from dataclasses import asdict
+
+    from .occupancy.silhouette import fill_silhouette
+
+    res = fill_silhouette(grid, query_fn, columns_on, floor=cfg.silhouette_floor)
+    if isinstance(getattr(grid, "stats", None), dict):
+        grid.stats["silhouette_fill"] = asdict(res)
+    return res
 
 
 def mesh_from_grid(grid, cfg: ReconConfig, image: Optional[np.ndarray] = None, rect=None) -> Mesh:
@@ -142,6 +162,11 @@ def evaluate_person(model: ImplicitModel, image: np.ndarray, rect, mask: Optiona
     t2 = time.perf_counter()
     stats = getattr(grid, "stats", {})
     timings = {"encode_s": t1 - t0, "octree_s": t2 - t1, "query_s": float(stats.get("query_s", 0.0))}
+    if cfg.silhouette_fill and mask is not None:
+        from .occupancy.silhouette import column_mask_from_frame
+
+        fill_grid(grid, query_fn, column_mask_from_frame(mask, rect, cfg.resolution), cfg)
+        timings["fill_s"] = time.perf_counter() - t2
     return PersonGrid(grid, image, tuple(rect), cfg, timings, getattr(model, "name", type(model).__name__))
 
 

@@ -174,5 +174,19 @@ def test_embedded_stage_splits_in_three_and_sets_its_threads():
         # 5e-5 move vertices by well under 5% of a voxel (1.5 px here)
         np.testing.assert_allclose(split.vertices, want.vertices, atol=0.05)
         np.testing.assert_array_equal(split.faces, want.faces)
+        # --no-silhouette-fill reaches the stage's ReconConfig
+        from streamrecon.cli import build_parser
+        from streamrecon.commands._streaming import stage_config
+
+        args = build_parser().parse_args(["run", "in.mp4", "--out", "o", "--resolution", "32", "--no-silhouette-fill"])
+        assert stage_config(args).silhouette_fill is False
+        assert stage_config(build_parser().parse_args(["run", "in.mp4", "--out", "o"])).silhouette_fill is True
+        from dataclasses import replace as dreplace
+
+        masked = dreplace(found, crops=[dreplace(crop, mask=img[..., 0] > 100)])  # a person mask: the fill applies
+        bare = build_stage(StageConfig(resolution=32, people="full-frame", silhouette_fill=False))
+        filled = stage.mesh(stage.evaluate(masked)).persons[0].mesh
+        got = bare.mesh(bare.evaluate(masked)).persons[0].mesh
+        assert "fill_s" in filled.meta["timings"] and "fill_s" not in got.meta["timings"]
     finally:
         torch.set_num_threads(before)

@@ -19,6 +19,9 @@ def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") ->
                    help="vertex frame: image (frame pixels, y down) or crop (normalised crop frame); default %(default)s")
     g.add_argument("--people", choices=("auto", "full-frame"), default=StageConfig.people,
                    help="person finder: auto (detector when available) or full-frame (one centred square crop)")
+    g.add_argument("--no-silhouette-fill", dest="silhouette_fill", action="store_false",
+                   help="do not give every grid column under the person mask a surface (the fill keeps thin parts' outlines; "
+                        "docs/embedded_model.md)")
     g.add_argument("--threads", type=int, default=StageConfig.threads,
                    help="PyTorch CPU threads of the network (0 = auto: half the cores for the embedded model, whose people/network/meshing steps run on their own threads)")
     from ..backends.flags import add_backend_flags
@@ -44,7 +47,7 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
     return StageConfig(model=args.model, checkpoint=args.checkpoint, resolution=args.resolution,
                        mesh_frame=args.mesh_frame, people=args.people,
                        backend=args.backend, precision=args.precision, engines_dir=args.engines_dir,
-                       threads=args.threads)
+                       threads=args.threads, silhouette_fill=getattr(args, "silhouette_fill", True))
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:

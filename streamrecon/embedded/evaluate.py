@@ -51,6 +51,9 @@ class EvalConfig:
     cleanup: str = "product"
     """mesh cleanup: ``product`` (what reconstruct_person does by default: small and hidden
     components dropped), ``largest`` (the largest connected piece only) or ``none``"""
+    fill: bool = True
+    """the product's silhouette fill (``ReconConfig.silhouette_fill``); ``--no-fill`` measures
+    the mesh without it"""
     max_yaw_deg: float = 90.0
     """held-out views turn the person by a yaw uniform in [-max, max] degrees (the embedded model
     assumes people face the camera within 90 degrees: see docs/embedded_model.md)"""
@@ -154,19 +157,23 @@ def largest_component(vertices: np.ndarray, faces: np.ndarray):
     return vertices, faces[flab == best]
 
 
-def reconstruct_mesh(model, features, cfg: EvalConfig):
+def reconstruct_mesh(model, features, cfg: EvalConfig, mask: Optional[np.ndarray] = None):
     """The predicted mesh (vertices [V, 3] float64 crop frame, faces [F, 3] int64) of ``features``
-    through the product's path (``reconstruction.evaluate_grid`` + ``mesh_from_grid``), cleaned up
-    per ``cfg.cleanup``."""
+    through the product's path (``reconstruction.evaluate_grid``, the silhouette fill of the crop
+    ``mask`` [R, R] when given and ``cfg.fill``, ``mesh_from_grid``), cleaned up per ``cfg.cleanup``."""
     from dataclasses import replace
 
     from ..mesh.cleanup import CleanupConfig
-    from ..reconstruction import ReconConfig, evaluate_grid, mesh_from_grid
+    from ..occupancy.silhouette import column_mask_from_crop
+    from ..reconstruction import ReconConfig, evaluate_grid, fill_grid, mesh_from_grid
 
     rcfg = ReconConfig(resolution=cfg.resolution, normals=False)  # the product's cleanup by default
     if cfg.cleanup != "product":
         rcfg = replace(rcfg, cleanup=CleanupConfig(min_component_fraction=0.0, min_visible_fraction=0.0))
-    grid = evaluate_grid(lambda p: model.query(features, p), rcfg, device=getattr(model, "device", "cpu"))
+    query = lambda p: model.query(features, p)  # noqa: E731
+    grid = evaluate_grid(query, rcfg, device=getattr(model, "device", "cpu"))
+    if mask is not None and cfg.fill:
+        fill_grid(grid, query, column_mask_from_crop(mask, cfg.resolution), rcfg)
     mesh = mesh_from_grid(grid, rcfg)
     v, f = mesh.vertices.astype(np.float64), mesh.faces.astype(np.int64)
     if cfg.cleanup == "largest":
@@ -238,7 +245,7 @@ def evaluate_model(model, cfg: EvalConfig = EvalConfig(), progress: Optional[Cal
         t0 = time.perf_counter()
         extra = {"shading": heldout_shading(s)} if _reads_shading(model) else {}
         feats = model.encode_crop(s["mask"].astype(np.float32), **extra)
-        pv, pf = reconstruct_mesh(model, feats, cfg)
+        pv, pf = reconstruct_mesh(model, feats, cfg, s["mask"])
         t_rec = time.perf_counter() - t0
         gvol = occupancy_volume(winding_query(s["vertices"], s["faces"]), cfg.resolution)
         gv, gf = marching_cubes(gvol, cfg.resolution)

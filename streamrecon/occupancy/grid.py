@@ -85,6 +85,13 @@ class DenseOccupancy:
     def inside_slab(self, i0: int, i1: int) -> torch.Tensor:
         return self.values[i0:i1] > self.level
 
+    def set_values(self, ijk: torch.Tensor, vals: torch.Tensor) -> None:
+        ijk = ijk.to(self.values.device)
+        vals = vals.to(self.values.device, torch.float32)
+        if self.values.is_inference():  # (made under inference_mode: cannot change in place)
+            self.values = self.values.clone()
+        self.values[ijk[:, 0], ijk[:, 1], ijk[:, 2]] = vals
+
     def surface_cells(self) -> torch.Tensor:
         return surface_cells_dense(self.values, self.level)
 

@@ -189,6 +189,18 @@ class OctreeOccupancy:
             out[s : s + step] = v
         return out
 
+    def set_values(self, ijk: torch.Tensor, vals: torch.Tensor) -> None:
+        """Make the finest-lattice points ``ijk`` [M, 3] (unique) exact with ``vals`` (used by
+        ``silhouette.fill_silhouette``): known points are overwritten, the others become known."""
+        q = _lin(ijk.to(self.device), self.extent + 1)
+        vals = vals.to(self.device, torch.float32)
+        found, pos = self._exact.find(q)
+        self._exact.vals = self._exact.vals.clone()  # (the evaluator's may be inference tensors)
+        self._exact.vals[pos[found]] = vals[found]
+        if (~found).any():
+            self._exact.add(q[~found], vals[~found])
+        self.keys, self.vals = self._exact.keys, self._exact.vals
+
     def values_slab(self, i0: int, i1: int) -> torch.Tensor:
         """Dense float32 [i1-i0, N, N] values of x indices i0..i1-1 (allocates only the slab)."""
         n, n1 = self.resolution, self.extent + 1
