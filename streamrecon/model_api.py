@@ -23,6 +23,8 @@ class ImplicitModel(Protocol):
     - ``query(features, points)``: ``points`` torch float32 [N, 3] in the crop frame on
       ``self.device``; returns torch float32 [N] occupancy in [0, 1] (0.5 = surface). Points are
       independent: the result does not depend on how a caller chunks them.
+    - optional ``iso_level`` (float): the occupancy level of the model's surface when the caller
+      does not set one (``ReconConfig.level``); 0.5 when absent (``surface_level``).
     """
 
     name: str
@@ -31,3 +33,9 @@ class ImplicitModel(Protocol):
     def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None) -> Any: ...
 
     def query(self, features: Any, points: Any) -> Any: ...
+
+
+def surface_level(model: Any) -> float:
+    """The iso level ``model`` asks for (its ``iso_level``), else 0.5."""
+    level = getattr(model, "iso_level", None)
+    return 0.5 if level is None else float(level)

@@ -55,6 +55,10 @@ class ReconConfig:
     """points per network call"""
     octree: object = field(default_factory=_octree_default)
     """``occupancy.OctreeConfig`` (its batch_points is replaced by the one above)"""
+    level: Optional[float] = None
+    """iso level of the surface (occupancy > level is inside); None: the model's own
+    (``model_api.surface_level``: 0.5, the embedded weights may ask for another, chosen on held-out
+    people). Overrides ``octree.level``."""
     silhouette_fill: bool = True
     """with a person mask: give every grid column under the mask a surface at the network's most
     likely depth when its occupancy never reaches the level (``occupancy.silhouette``: thin
@@ -75,9 +79,23 @@ class ReconConfig:
             raise ValueError(f"resolution: expected an integer >= 2, got {self.resolution!r}")
 
 
-def evaluate_grid(query_fn, cfg: ReconConfig, device="cpu"):
-    """The ``OccupancyGrid`` of ``query_fn`` (crop-frame points -> occupancy) per ``cfg``."""
+def for_model(cfg: ReconConfig, model) -> ReconConfig:
+    """``cfg`` with its level settled: ``cfg.level``, else the model's (``surface_level``)."""
     from dataclasses import replace
+
+    from .model_api import surface_level
+
+    level = cfg.level if cfg.level is not None else surface_level(model)
+    return replace(cfg, level=float(level), octree=replace(cfg.octree, level=float(level)))
+
+
+def evaluate_grid(query_fn, cfg: ReconConfig, device="cpu"):
+    """The ``OccupancyGrid`` of ``query_fn`` (crop-frame points -> occupancy) per ``cfg`` (at
+    ``cfg.level`` when set, else ``cfg.octree.level``; see ``for_model``)."""
+    from dataclasses import replace
+
+    if cfg.level is not None and cfg.level != cfg.octree.level:
+        cfg = replace(cfg, octree=replace(cfg.octree, level=float(cfg.level)))
 
     from .occupancy import DenseConfig, evaluate_dense, evaluate_octree
 
@@ -150,6 +168,7 @@ def evaluate_person(model: ImplicitModel, image: np.ndarray, rect, mask: Optiona
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         desc = f"{image.dtype} {list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(f"image: expected uint8 [H, W, 3] RGB, got {desc}")
+    cfg = for_model(cfg, model)
     t0 = time.perf_counter()
     with torch.inference_mode():
         features = model.encode(image, tuple(rect), mask)

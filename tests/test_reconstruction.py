@@ -138,3 +138,38 @@ def _components(mesh):
         v = np.round(v[np.lexsort(v.T[::-1])].astype(np.float64), 5)
         out.append((len(v), v.tobytes()))
     return out
+
+
+def test_the_model_sets_the_iso_level_unless_the_config_does():
+    """``ReconConfig.level`` None = the model's ``iso_level`` (0.5 without one); a set level wins."""
+
+    class Radial:
+        name, device = "radial", "cpu"
+
+        def __init__(self, iso_level=None):
+            if iso_level is not None:
+                self.iso_level = iso_level
+
+        def encode(self, image, rect, mask=None):
+            return None
+
+        def query(self, features, points):
+            return (1.0 - points.norm(dim=1)).clamp(0, 1)  # level L <-> a sphere of radius 1 - L
+
+    img = np.zeros((32, 32, 3), np.uint8)
+    cfg = ReconConfig(resolution=48, normals=False, frame="crop")
+    radius = lambda m: float(np.linalg.norm(m.vertices, axis=1).mean())  # noqa: E731
+    assert abs(radius(reconstruct_person(Radial(), img, (0, 0, 32, 32), None, cfg)) - 0.5) < 0.02
+    assert abs(radius(reconstruct_person(Radial(0.7), img, (0, 0, 32, 32), None, cfg)) - 0.3) < 0.02
+    assert abs(radius(reconstruct_person(Radial(0.7), img, (0, 0, 32, 32), None, replace(cfg, level=0.4))) - 0.6) < 0.02
+
+
+def test_embedded_weights_carry_their_iso_level(tmp_path):
+    pytest.importorskip("torch")
+    from streamrecon.embedded.model import load_embedded, save_embedded
+    from streamrecon.embedded.net import EmbeddedNet, NetConfig
+
+    net = EmbeddedNet(NetConfig(in_res=64, widths=(8, 8, 8, 8, 8), feat=16, mlp=(16,), z_freqs=2))
+    assert load_embedded(save_embedded(tmp_path / "a.pt", net, {"iso_level": 0.55})).iso_level == 0.55
+    assert load_embedded(save_embedded(tmp_path / "b.pt", net, {})).iso_level is None
+    assert load_embedded(save_embedded(tmp_path / "c.pt", net, {"iso_level": 3})).iso_level is None  # nonsense: ignored

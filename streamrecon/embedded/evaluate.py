@@ -51,6 +51,8 @@ class EvalConfig:
     cleanup: str = "product"
     """mesh cleanup: ``product`` (what reconstruct_person does by default: small and hidden
     components dropped), ``largest`` (the largest connected piece only) or ``none``"""
+    level: Optional[float] = None
+    """iso level of the mesh (default: the model's own, as the product; e.g. 0.5 to compare)"""
     fill: bool = True
     """the product's silhouette fill (``ReconConfig.silhouette_fill``); ``--no-fill`` measures
     the mesh without it"""
@@ -165,9 +167,10 @@ def reconstruct_mesh(model, features, cfg: EvalConfig, mask: Optional[np.ndarray
 
     from ..mesh.cleanup import CleanupConfig
     from ..occupancy.silhouette import column_mask_from_crop
-    from ..reconstruction import ReconConfig, evaluate_grid, fill_grid, mesh_from_grid
+    from ..reconstruction import ReconConfig, evaluate_grid, fill_grid, for_model, mesh_from_grid
 
-    rcfg = ReconConfig(resolution=cfg.resolution, normals=False)  # the product's cleanup by default
+    # the product's cleanup and level (the model's own) by default
+    rcfg = for_model(ReconConfig(resolution=cfg.resolution, normals=False, level=cfg.level), model)
     if cfg.cleanup != "product":
         rcfg = replace(rcfg, cleanup=CleanupConfig(min_component_fraction=0.0, min_visible_fraction=0.0))
     query = lambda p: model.query(features, p)  # noqa: E731

@@ -123,6 +123,9 @@ class EmbeddedModel:
         self.net = net.to(self.device).eval()
         self.cfg = net.cfg
         self.meta = dict(meta or {})
+        # the weights' own iso level (``model_api.surface_level``), chosen on held-out people
+        level = self.meta.get("iso_level")
+        self.iso_level = float(level) if isinstance(level, (int, float)) and 0.0 < float(level) < 1.0 else None
 
     def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None) -> EmbeddedFeatures:
         import torch
