@@ -43,12 +43,13 @@ def find_person(image: np.ndarray):
 
 
 def mesh_views(model, image, rect, mask, res):
-    from streamrecon.embedded.evaluate import largest_component, marching_cubes, occupancy_volume
+    """The product's mesh (``reconstruct_person``: the weights' iso level, the silhouette fill,
+    the default cleanup) rendered front and side."""
+    from streamrecon.reconstruction import ReconConfig, reconstruct_person
     from streamrecon.synth.render import render, shade
 
-    f = model.encode(image, rect, mask)
-    v, fc = marching_cubes(occupancy_volume(lambda p: model.query(f, p), res), res)
-    v, fc = largest_component(v, fc)
+    mesh = reconstruct_person(model, image, rect, mask, ReconConfig(resolution=res, normals=False))
+    v, fc = mesh.vertices.astype(np.float64), mesh.faces.astype(np.int64)
     fc = fc[:, ::-1].copy()  # outward in the (left-handed) crop frame
     front = shade(render(v, fc, 256))
     c, s = np.cos(np.pi / 2), np.sin(np.pi / 2)
