@@ -120,3 +120,26 @@ def test_shading_model_reads_the_photo_luminance(tmp_path):
     assert float((g2.feat - g.feat).abs().max()) > 1e-3
     with pytest.raises(ValueError, match="shading"):
         m.encode_crop(mc)
+
+
+def test_compiled_encoder_of_a_shading_model_reads_both_channels(tmp_path):
+    """ONNX Runtime's encoder of a shading model takes the two-channel input (mask, shading) and
+    gives the eager features (within the tolerance of test_embedded's compiled check)."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    from streamrecon.backends import BackendConfig
+    from streamrecon.embedded.model import EmbeddedModel
+
+    torch.manual_seed(0)
+    net = EmbeddedNet(NetConfig(**{**TINY.__dict__, "shading": True}))
+    for p in net.parameters():
+        p.data.normal_(0, 0.3)
+    eager = EmbeddedModel(net)
+    fast = EmbeddedModel(EmbeddedNet(net.cfg))
+    fast.net.load_state_dict(net.state_dict())
+    fast.compile(BackendConfig(backend="onnxruntime", cache_dir=str(tmp_path)))
+    assert fast.backend == "onnxruntime"
+    img = np.random.default_rng(1).integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    mask = np.zeros((80, 80), bool)
+    mask[10:70, 25:55] = True
+    fe, ff = eager.encode(img, (0, 0, 80, 80), mask), fast.encode(img, (0, 0, 80, 80), mask)
+    assert torch.allclose(fe.feat, ff.feat, atol=5e-4, rtol=1e-4)
