@@ -85,8 +85,7 @@ def for_model(cfg: ReconConfig, model) -> ReconConfig:
 
     from .model_api import surface_level
 
-    level = cfg.level if cfg.level is not None else surface_level(model)
-    return replace(cfg, level=float(level), octree=replace(cfg.octree, level=float(level)))
+    return replace(cfg, level=float(cfg.level if cfg.level is not None else surface_level(model)))
 
 
 def evaluate_grid(query_fn, cfg: ReconConfig, device="cpu"):

@@ -259,22 +259,29 @@ def test_engines_build_for_the_embedded_model_then_reuse(tmp_path, capsys):
     assert ":encoder" in capsys.readouterr().out
 
 
-def test_evaluate_model_scores_the_subjects_from_first_on(monkeypatch):
-    """``--first`` shifts the held-out window (the selection set 20-39 vs the reported 0-19)."""
+def _ball_heldout(radius: float, res: int):
+    """(evaluate module, a held-out-style subject: an icosphere of ``radius`` and its mask at
+    ``res``); skips without the train extra."""
     pytest.importorskip("igl", reason="the train extra (libigl) is not installed")
     trimesh = pytest.importorskip("trimesh", reason="the train extra (trimesh) is not installed")
     pytest.importorskip("embreex", reason="the train extra (embreex) is not installed")
     from streamrecon.embedded import evaluate as ev
     from streamrecon.synth.render import render
 
-    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.3)
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=radius)
     v, f = np.asarray(ball.vertices, np.float32), np.asarray(ball.faces, np.int32)
+    return ev, {"vertices": v, "faces": f, "mask": render(v.astype(np.float64), f.astype(np.int64), res).mask,
+                "crop_per_metre": np.float64(1.0), "height": np.float64(1.7)}
+
+
+def test_evaluate_model_scores_the_subjects_from_first_on(monkeypatch):
+    """``--first`` shifts the held-out window (the selection set 20-39 vs the reported 0-19)."""
+    ev, subject = _ball_heldout(0.3, 32)
     seen = []
 
     def fake_heldout(cfg, index):
         seen.append(index)
-        return {"vertices": v, "faces": f, "mask": render(v.astype(np.float64), f.astype(np.int64), cfg.mask_res).mask,
-                "crop_per_metre": np.float64(1.0), "height": np.float64(1.7)}
+        return subject
 
     class Ball:
         name, device = "ball", "cpu"
@@ -293,16 +300,7 @@ def test_evaluate_model_scores_the_subjects_from_first_on(monkeypatch):
 
 def test_evaluate_model_feeds_shading_weights_the_shaded_view(monkeypatch):
     """Weights with a shading channel get the held-out view's shaded front depth (fixed light)."""
-    pytest.importorskip("igl", reason="the train extra (libigl) is not installed")
-    trimesh = pytest.importorskip("trimesh", reason="the train extra (trimesh) is not installed")
-    pytest.importorskip("embreex", reason="the train extra (embreex) is not installed")
-    from streamrecon.embedded import evaluate as ev
-    from streamrecon.synth.render import render
-
-    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
-    v, f = np.asarray(ball.vertices, np.float32), np.asarray(ball.faces, np.int32)
-    subject = {"vertices": v, "faces": f, "mask": render(v.astype(np.float64), f.astype(np.int64), 32).mask,
-               "crop_per_metre": np.float64(1.0), "height": np.float64(1.7)}
+    ev, subject = _ball_heldout(0.5, 32)
     monkeypatch.setattr(ev, "load_heldout", lambda cfg, index: subject)
     got = []
 

@@ -47,7 +47,7 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
     return StageConfig(model=args.model, checkpoint=args.checkpoint, resolution=args.resolution,
                        mesh_frame=args.mesh_frame, people=args.people,
                        backend=args.backend, precision=args.precision, engines_dir=args.engines_dir,
-                       threads=args.threads, silhouette_fill=getattr(args, "silhouette_fill", True))
+                       threads=args.threads, silhouette_fill=args.silhouette_fill)
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:

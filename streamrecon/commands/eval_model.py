@@ -24,7 +24,7 @@ def register(subparsers) -> None:
             p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default,
                            help=f"{docs.get(f.name, '')} (default: {default})")
             continue
-        typ = float if f.name == "level" else {int: int, float: float}.get(type(default), str)
+        typ = {int: int, float: float}.get(type(default)) or (float if "float" in str(f.type) else str)
         p.add_argument("--" + f.name.replace("_", "-"), type=typ, default=default, help=f"{docs.get(f.name, '')} (default: {default})")
     p.add_argument("--checkpoint", help="embedded-format weights (default: the ones shipped in the package)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")

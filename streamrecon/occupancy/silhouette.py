@@ -122,12 +122,15 @@ def fill_silhouette(grid, query_fn: Callable, columns_on: np.ndarray, floor: flo
     pk, arg = v.max(1)
     sel = pk >= floor
     best = torch.stack([cand[:, 0], cand[:, 1], kz[torch.arange(len(cand), device=dev), arg]], -1)[sel]
+    if len(best) == 0:
+        return SilhouetteFill(len(cand), 0, int(ijk.shape[0]))
     # The raised points' 6 neighbours become exact too: marching cubes places the new surface on
     # those edges, so they must hold network values (as on the dense grid), not interpolations.
     six = torch.tensor([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], device=dev)
     nb = (best[:, None, :] + six[None]).reshape(-1, 3)
     nb = torch.unique(nb[((nb >= 0) & (nb < n)).all(1)], dim=0)
-    if len(nb):
-        grid.set_values(nb, call_query(query_fn, grid_points(nb, n)))
-    grid.set_values(best, torch.ones(len(best), dtype=torch.float32, device=dev))
+    lin = lambda p: (p[:, 0] * n + p[:, 1]) * n + p[:, 2]  # noqa: E731
+    nb = nb[~torch.isin(lin(nb), lin(best))]  # a neighbour that is itself raised stays raised
+    grid.set_values(torch.cat([best, nb]), torch.cat([torch.ones(len(best), dtype=torch.float32, device=dev),
+                                                      call_query(query_fn, grid_points(nb, n))]))
     return SilhouetteFill(len(cand), int(sel.sum()), int(ijk.shape[0] + len(nb)))
