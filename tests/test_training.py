@@ -72,6 +72,25 @@ def test_batch_shapes_labels_and_mask_agree(shard_dir):
     assert torch.allclose(mv, b.ray_mask, atol=1e-4)
 
 
+def test_refresh_joins_new_shards_after_the_loaded_ones(shard_dir, tmp_path):
+    """A shard written after the first load (generation running beside training) is appended
+    behind the joined data: same tensors as loading all shards at once, in the same order."""
+    import shutil
+
+    root = tmp_path / "seed0"
+    root.mkdir()
+    shutil.copy(shard_dir / "shard_00000.npz", root)
+    ds = ShardDataset(root)
+    assert ds.num_subjects == 4
+    shutil.copy(shard_dir / "shard_00001.npz", root)
+    assert ds.refresh() == 8
+    full = ShardDataset(shard_dir, exclude=("shard_val.npz",))
+    for k in ("masks", "points", "occ", "cams"):
+        assert torch.equal(getattr(ds, k), getattr(full, k)), k
+    assert torch.equal(ds.valid, full.valid)
+    assert ds.refresh() == 8  # nothing new: nothing changes
+
+
 def test_yaw_filter_keeps_front_views(shard_dir):
     ds = ShardDataset(shard_dir, exclude=("shard_val.npz",), max_yaw_deg=30)
     yaw = view_yaw(ds.cams).reshape(-1)

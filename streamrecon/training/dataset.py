@@ -117,8 +117,16 @@ class ShardDataset:
             self.loaded.append(str(p))
             new = True
         if new:
-            self.masks, self.points, self.occ, self.cams = (torch.cat([p[k] for p in self._parts]) for k in ("masks", "points", "occ", "cams"))
-            self.depths = torch.cat([p["depths"] for p in self._parts]) if self.has_depths else None
+            # One key at a time, dropping the parts' copy as it goes, and the result kept as the
+            # only part: memory holds the data once (plus one key's worth while joining), not
+            # twice (5120 subjects with depth maps: ~7 GB instead of ~14).
+            keys = ("masks", "points", "occ", "cams") + (("depths",) if self.has_depths else ())
+            joined = {}
+            for k in keys:
+                joined[k] = torch.cat([p.pop(k) for p in self._parts]) if len(self._parts) > 1 else self._parts[0][k]
+            self._parts = [joined]
+            self.masks, self.points, self.occ, self.cams = (joined[k] for k in ("masks", "points", "occ", "cams"))
+            self.depths = joined.get("depths")
             v = self.cams.shape[1]
             ok = (view_yaw(self.cams).abs() <= self.max_yaw_deg * np.pi / 180 + 1e-6).reshape(-1)
             self.valid = torch.nonzero(ok)[:, 0]
