@@ -28,6 +28,7 @@ COMMANDS = (
     "bench",
     "train",
     "eval-model",
+    "export-weights",
     "evaluate",
     "engines",
     "keys",
