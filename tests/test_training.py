@@ -91,6 +91,21 @@ def test_refresh_joins_new_shards_after_the_loaded_ones(shard_dir, tmp_path):
     assert ds.refresh() == 8  # nothing new: nothing changes
 
 
+def test_a_shard_with_other_settings_is_refused_and_the_loaded_data_kept(shard_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "seed0"
+    root.mkdir()
+    shutil.copy(shard_dir / "shard_00000.npz", root)
+    ds = ShardDataset(root)
+    before = ds.masks.clone()
+    rng = np.random.default_rng(5)
+    write_shard(root / "shard_00001.npz", [ellipsoid_subject(rng, views=3) for _ in range(2)], [8, 9], SynthConfig(res=32, views=3))
+    with pytest.raises(ValueError, match="shard_00001.npz: masks per subject is"):
+        ds.refresh()
+    assert ds.num_subjects == 4 and torch.equal(ds.masks, before)
+
+
 def test_yaw_filter_keeps_front_views(shard_dir):
     ds = ShardDataset(shard_dir, exclude=("shard_val.npz",), max_yaw_deg=30)
     yaw = view_yaw(ds.cams).reshape(-1)

@@ -12,13 +12,15 @@ def register(subparsers) -> None:
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="runs/NAME/last.pt, best.pt or embedded weights")
     p.add_argument("--out", required=True, metavar="FILE", help="embedded-format file to write")
     p.add_argument("--note", default="", help="free text stored in the file's meta")
+    p.add_argument("--iso-level", type=float, default=None, metavar="L",
+                   help="occupancy level the product meshes these weights at (default: the sources' own, else 0.5)")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from ..training.export import export_weights
 
-    path, meta = export_weights(args.checkpoints, args.out, note=args.note)
+    path, meta = export_weights(args.checkpoints, args.out, note=args.note, iso_level=args.iso_level)
     n = len(args.checkpoints)
     print(f"wrote {path} ({'mean of ' + str(n) + ' checkpoints, ' if n > 1 else ''}step {meta['step']})")
     return 0

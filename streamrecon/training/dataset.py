@@ -106,14 +106,15 @@ class ShardDataset:
             if self._parts and has_depths != self.has_depths:
                 raise ValueError(f"{p}: {'has' if has_depths else 'lacks'} depth maps, unlike the shards loaded before it")
             self.has_depths = has_depths
-            part = {} if not has_depths else {"depths": torch.from_numpy(d["depths"]).to(self.device)}
-            self._parts.append({
-                **part,
-                "masks": torch.from_numpy(masks).to(self.device),
-                "points": torch.from_numpy(d["points"]).to(self.device),
-                "occ": torch.from_numpy(occ).to(self.device),
-                "cams": torch.from_numpy(d["cameras"]).to(self.device),
-            })
+            part = {"masks": masks, "points": d["points"], "occ": occ, "cams": d["cameras"]}
+            if has_depths:
+                part["depths"] = d["depths"]
+            if self._parts:  # the join below must not fail half way (it consumes the parts)
+                for k, a in part.items():
+                    if a.shape[1:] != tuple(self._parts[0][k].shape[1:]):
+                        raise ValueError(f"{p}: {k} per subject is {list(a.shape[1:])}, other shards have "
+                                         f"{list(self._parts[0][k].shape[1:])} (shards of one run must share their settings)")
+            self._parts.append({k: torch.from_numpy(a).to(self.device) for k, a in part.items()})
             self.loaded.append(str(p))
             new = True
         if new:
@@ -122,6 +123,7 @@ class ShardDataset:
             # twice (5120 subjects with depth maps: ~7 GB instead of ~14).
             keys = ("masks", "points", "occ", "cams") + (("depths",) if self.has_depths else ())
             joined = {}
+            self.masks = self.points = self.occ = self.cams = self.depths = None  # or the old join stays alive
             for k in keys:
                 joined[k] = torch.cat([p.pop(k) for p in self._parts]) if len(self._parts) > 1 else self._parts[0][k]
             self._parts = [joined]

@@ -8,11 +8,10 @@ source with its step and run settings so the file says how it was made.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UserInputError
 
 PathLike = Union[str, Path]
 
@@ -44,11 +43,11 @@ def average_state_dicts(states: Sequence[dict]) -> dict:
 
 def read_source(path: PathLike) -> dict:
     """One source: a training checkpoint (``last.pt``) or embedded-format weights (``best.pt``,
-    ``default.pt``), as {"net": config JSON, "model": state dict, "step", "train_config"}."""
+    ``default.pt``), as {"net": config JSON, "model": state dict, "step", "train_config", "meta"}
+    (``meta``: the embedded file's own, else {})."""
     import torch
 
-    from ..embedded.model import FORMAT
-    from .loop import load_checkpoint
+    from ..embedded.model import FORMAT, VERSION
 
     path = Path(path)
     if not path.is_file():
@@ -56,18 +55,28 @@ def read_source(path: PathLike) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from exc
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        meta = obj.get("meta") or {}
-        return {"net": obj["config"], "model": obj["state_dict"], "step": int(meta.get("step", 0)),
-                "train_config": meta.get("train_config", "")}
-    c = load_checkpoint(path)
-    return {"net": c["net"], "model": c["model"], "step": int(c["step"]), "train_config": c["config"]}
+        raise CheckpointError(f"{path}: not a safe streamrecon checkpoint ({exc.__class__.__name__}: {exc})") from exc
+    kind = obj.get("format") if isinstance(obj, dict) else None
+    try:
+        if kind == FORMAT:
+            if obj.get("version") != VERSION:
+                raise CheckpointError(f"{path}: embedded format version {obj.get('version')} is not supported (expected {VERSION})")
+            meta = dict(obj.get("meta") or {})
+            return {"net": obj["config"], "model": obj["state_dict"], "step": int(meta.get("step", 0)),
+                    "train_config": meta.get("train_config", ""), "meta": meta}
+        if kind == "streamrecon-train":
+            return {"net": obj["net"], "model": obj["model"], "step": int(obj["step"]), "train_config": obj["config"], "meta": {}}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint ({exc.__class__.__name__}: {exc})") from exc
+    raise CheckpointError(f"{path}: neither a streamrecon training checkpoint nor embedded weights (format {kind!r})")
 
 
-def export_weights(sources: Sequence[PathLike], dst: PathLike, note: str = "") -> Tuple[Path, dict]:
+def export_weights(sources: Sequence[PathLike], dst: PathLike, note: str = "",
+                   iso_level: Optional[float] = None) -> Tuple[Path, dict]:
     """Write the (mean of the) checkpoints ``sources`` (see ``read_source``) to ``dst`` in the
-    embedded format; returns (path, meta). All sources must have the same network config."""
+    embedded format; returns (path, meta). All sources must have the same network config.
+    One source keeps its meta (``iso_level`` included); several keep an ``iso_level`` they all
+    share. ``iso_level`` given here replaces it."""
     from ..embedded.model import save_embedded
     from ..embedded.net import EmbeddedNet, NetConfig
 
@@ -77,12 +86,26 @@ def export_weights(sources: Sequence[PathLike], dst: PathLike, note: str = "") -
     nets = [c["net"] for c in cks]
     if any(n != nets[0] for n in nets[1:]):
         raise CheckpointError("the checkpoints have different network configs; only one architecture can be averaged")
-    net = EmbeddedNet(NetConfig.from_json(nets[0]))
-    net.load_state_dict(average_state_dicts([c["model"] for c in cks]))
-    srcs: List[dict] = [{"path": str(p), "step": c["step"], "train_config": c["train_config"]} for p, c in zip(sources, cks)]
-    meta = {"step": max(s["step"] for s in srcs), "train_config": srcs[-1]["train_config"]}
-    if len(srcs) > 1:
-        meta["averaged"] = json.dumps(srcs)
+    try:
+        net = EmbeddedNet(NetConfig.from_json(nets[0]))
+        net.load_state_dict(average_state_dicts([c["model"] for c in cks]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{sources[0]}: weights do not match their config ({exc.__class__.__name__}: {exc})") from exc
+    if len(cks) == 1:
+        meta = {**cks[0]["meta"], "step": cks[0]["step"], "train_config": cks[0]["train_config"]}
+    else:
+        meta = {"step": max(c["step"] for c in cks), "train_config": cks[-1]["train_config"],
+                "averaged": [{"path": str(p), "step": c["step"], "train_config": c["train_config"]} for p, c in zip(sources, cks)]}
+        levels = {c["meta"].get("iso_level") for c in cks}
+        if len(levels) == 1 and None not in levels:
+            meta["iso_level"] = levels.pop()
+    if iso_level is not None:
+        if not 0.0 < iso_level < 1.0:
+            raise UserInputError(f"--iso-level must be between 0 and 1, got {iso_level}")
+        meta["iso_level"] = float(iso_level)
     if note:
         meta["note"] = note
-    return save_embedded(dst, net, meta), meta
+    try:
+        return save_embedded(dst, net, meta), meta
+    except OSError as exc:
+        raise UserInputError(f"--out {dst}: cannot write there ({exc.strerror or exc})") from exc
