@@ -51,6 +51,9 @@ class StageConfig:
     silhouette_fill: bool = True
     """give every grid column under the person mask a surface (``ReconConfig.silhouette_fill``:
     thin parts' outlines no longer go missing)"""
+    mirror_average: bool = False
+    """average each person's occupancy with that of their mirror image (``streamrecon.mirror_average``:
+    smoother where the network is unsure, twice the network time)"""
     threads: int = 0
     """PyTorch CPU threads of the network; 0 = auto: for the embedded model, whose people,
     network and meshing steps run on three threads, half the cores (1 on 2 cores: measured 6.5 vs
@@ -265,6 +268,10 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
     except ValueError as exc:
         raise UserInputError(f"backend: {exc}") from None
     apply_backend(model, bcfg, cfg.checkpoint)
+    if cfg.mirror_average:
+        from .mirror_average import MirrorAveraged
+
+        model = MirrorAveraged(model)
     names = {f.name for f in fields(ReconConfig)}
     rcfg = ReconConfig(**{k: v for k, v in (("resolution", cfg.resolution), ("silhouette_fill", cfg.silhouette_fill))
                           if k in names})

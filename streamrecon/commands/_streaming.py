@@ -22,6 +22,9 @@ def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") ->
     g.add_argument("--no-silhouette-fill", dest="silhouette_fill", action="store_false",
                    help="do not give every grid column under the person mask a surface (the fill keeps thin parts' outlines; "
                         "docs/embedded_model.md)")
+    g.add_argument("--mirror-average", action="store_true",
+                   help="average each person's occupancy with their mirror image's: a little closer to the body, "
+                        "half the frame rate (docs/embedded_model.md)")
     g.add_argument("--threads", type=int, default=StageConfig.threads,
                    help="PyTorch CPU threads of the network (0 = auto: half the cores for the embedded model, whose people/network/meshing steps run on their own threads)")
     from ..backends.flags import add_backend_flags
@@ -47,7 +50,8 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
     return StageConfig(model=args.model, checkpoint=args.checkpoint, resolution=args.resolution,
                        mesh_frame=args.mesh_frame, people=args.people,
                        backend=args.backend, precision=args.precision, engines_dir=args.engines_dir,
-                       threads=args.threads, silhouette_fill=args.silhouette_fill)
+                       threads=args.threads, silhouette_fill=args.silhouette_fill,
+                       mirror_average=args.mirror_average)
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:

@@ -35,6 +35,8 @@ class ReconstructArgs:
     """'auto' (the fast reconstruction when available) or 'reference' (the reference's octree and marching cubes, step for step)."""
     device: str = "cpu"
     """torch device for the network."""
+    mirror_average: bool = False
+    """average the occupancy with that of the mirrored image (twice the network time; not with --octree reference)."""
     backend: str = "auto"
     """execution backend (streamrecon.backends.BackendConfig.backend): auto, eager, compile, onnxruntime, tensorrt."""
     precision: str = "fp32"
@@ -69,6 +71,7 @@ def register(subparsers) -> None:
     p.add_argument("--frame", choices=("image", "crop"), default=d["frame"], help=_help("frame"))
     p.add_argument("--octree", choices=("auto", "reference"), default=d["octree"], help=_help("octree"))
     p.add_argument("--device", default=d["device"], help=_help("device"))
+    p.add_argument("--mirror-average", action="store_true", help=_help("mirror_average"))
     from ..backends.flags import add_backend_flags
 
     add_backend_flags(p)
@@ -98,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     a = ReconstructArgs(**{f.name: getattr(args, f.name) for f in fields(ReconstructArgs)})
     if not a.out.lower().endswith((".obj", ".ply")):
         raise UserInputError(f"--out {a.out}: use a .obj or .ply file name")
+    if a.mirror_average and a.octree == "reference":
+        raise UserInputError("--mirror-average works with --octree auto only (the reference path is the reference's, step for step)")
     t0 = time.perf_counter()
     image = resolve_image(a.image)
     rect = _parse_rect(a.rect, a.person, image.shape[0], image.shape[1])
@@ -113,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         backend = "eager (reference twin)"
     else:
         backend = apply_backend(model, cfg, a.checkpoint)
+    if a.mirror_average:
+        from ..mirror_average import MirrorAveraged
+
+        model = MirrorAveraged(model)
     t1 = time.perf_counter()
     mesh = reconstruct_image(image, rect=rect, model=model, resolution=a.resolution, frame=a.frame,
                              method="reference" if a.octree == "reference" else "auto")

@@ -56,6 +56,9 @@ class EvalConfig:
     fill: bool = True
     """the product's silhouette fill (``ReconConfig.silhouette_fill``); ``--no-fill`` measures
     the mesh without it"""
+    mirror_average: bool = False
+    """average the occupancy of each silhouette and of its mirror image (``run --mirror-average``;
+    twice the network time)"""
     max_yaw_deg: float = 90.0
     """held-out views turn the person by a yaw uniform in [-max, max] degrees (the embedded model
     assumes people face the camera within 90 degrees: see docs/embedded_model.md)"""
@@ -243,6 +246,10 @@ def evaluate_model(model, cfg: EvalConfig = EvalConfig(), progress: Optional[Cal
     """Metrics per subject and their means. ``model``: an ``EmbeddedModel`` (reads the mask)."""
     rows: List[dict] = []
     rng = np.random.default_rng(0)
+    if cfg.mirror_average:
+        from ..mirror_average import MirrorAveraged
+
+        model = MirrorAveraged(model)
     for i in range(cfg.first, cfg.first + cfg.subjects):
         s = load_heldout(cfg, i)
         t0 = time.perf_counter()
