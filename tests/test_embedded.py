@@ -274,7 +274,7 @@ def _ball_heldout(radius: float, res: int):
                 "crop_per_metre": np.float64(1.0), "height": np.float64(1.7)}
 
 
-def test_evaluate_model_scores_the_subjects_from_first_on(monkeypatch):
+def test_evaluate_model_scores_the_subjects_from_first_on(monkeypatch, tmp_path):
     """``--first`` shifts the held-out window (the selection set 20-39 vs the reported 0-19)."""
     ev, subject = _ball_heldout(0.3, 32)
     seen = []
@@ -293,12 +293,20 @@ def test_evaluate_model_scores_the_subjects_from_first_on(monkeypatch):
             return (p.norm(dim=1) < 0.3).float()
 
     monkeypatch.setattr(ev, "load_heldout", fake_heldout)
-    res = ev.evaluate_model(Ball(), ev.EvalConfig(subjects=2, first=5, resolution=32, mask_res=32, samples=500))
+    cfg = ev.EvalConfig(subjects=2, first=5, resolution=32, mask_res=32, samples=500, cache=str(tmp_path))
+    res = ev.evaluate_model(Ball(), cfg)
     assert seen == [5, 6] and [r["subject"] for r in res["subjects"]] == [5, 6]
     assert res["mean"]["chamfer_cm"] < 2.0 and res["mean"]["silhouette_iou"] > 0.8
+    # the ground-truth surfaces are cached beside the subjects and the second run reads them
+    cached = sorted(p.name for p in ev.heldout_dir(cfg).glob("*_surface32.npz"))
+    assert cached == ["subject_0005_r32_y90_surface32.npz", "subject_0006_r32_y90_surface32.npz"]
+    monkeypatch.setattr(ev, "occupancy_volume", lambda *a: pytest.fail("the cached surface was not used"))
+    again = ev.evaluate_model(Ball(), cfg)
+    for a, b in zip(res["subjects"], again["subjects"]):
+        assert a["chamfer_cm"] == b["chamfer_cm"] and a["normal_consistency"] == b["normal_consistency"]
 
 
-def test_evaluate_model_feeds_shading_weights_the_shaded_view(monkeypatch):
+def test_evaluate_model_feeds_shading_weights_the_shaded_view(monkeypatch, tmp_path):
     """Weights with a shading channel get the held-out view's shaded front depth (fixed light)."""
     ev, subject = _ball_heldout(0.5, 32)
     monkeypatch.setattr(ev, "load_heldout", lambda cfg, index: subject)
@@ -315,7 +323,7 @@ def test_evaluate_model_feeds_shading_weights_the_shaded_view(monkeypatch):
         def query(self, features, p):
             return (p.norm(dim=1) < 0.5).float()
 
-    ev.evaluate_model(ShadedBall(), ev.EvalConfig(subjects=1, resolution=32, mask_res=32, samples=200))
+    ev.evaluate_model(ShadedBall(), ev.EvalConfig(subjects=1, resolution=32, mask_res=32, samples=200, cache=str(tmp_path)))
     s = got[0]
     m = subject["mask"]
     assert s.shape == (32, 32) and np.all(s[~m] == 0) and abs(float(s[m].mean())) < 1e-4
