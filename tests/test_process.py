@@ -13,11 +13,16 @@ from streamrecon.process import prepare_process
 on = prepare_process()
 import torch
 big = torch.ones(64 << 20, dtype=torch.uint8)  # 64 MB: above torch's 2 MB huge-page threshold
-huge = 0
-for line in open("/proc/self/smaps_rollup"):
-    if line.startswith("AnonHugePages:"):
-        huge = int(line.split()[1])
-print(on, os.environ.get("THP_MEM_ALLOC_ENABLE"), huge)
+# Mappings of >= 64 MB that carry the huge-page advice (VmFlags "hg", from madvise(MADV_HUGEPAGE)):
+# what the setting asks of the kernel. Whether the kernel then finds free 2 MB pages depends on
+# memory pressure (AnonHugePages), so that is not what is checked.
+advised, size = 0, 0
+for line in open("/proc/self/smaps"):
+    if line.startswith("Size:"):
+        size = int(line.split()[1])
+    elif line.startswith("VmFlags:") and size >= 64 * 1024 and "hg" in line.split()[1:]:
+        advised += 1
+print(on, os.environ.get("THP_MEM_ALLOC_ENABLE"), advised)
 """
 
 
@@ -39,11 +44,11 @@ def _run(before: str = "", env_value=None) -> list:
 
 @pytest.mark.skipif(not _thp_available(), reason="transparent huge pages are off or absent (Linux only)")
 def test_huge_pages_switched_on_before_torch_loads():
-    on, value, huge_kb = _run()
+    on, value, advised = _run()
     assert (on, value) == ("True", "1")
-    off_kb = int(_run(env_value="0")[2])
+    advised_off = int(_run(env_value="0")[2])
     # torch asked the kernel for huge pages for the 64 MB tensor (and only with the setting)
-    assert int(huge_kb) >= 32 * 1024 > off_kb, (huge_kb, off_kb)
+    assert int(advised) >= 1 and advised_off == 0, (advised, advised_off)
 
 
 def test_users_own_setting_wins():
