@@ -4,8 +4,10 @@ A mirrored person is a person, so a network's answer for the mirrored crop, mirr
 second opinion on the same body. ``MirrorAveraged(model)`` is an ``ImplicitModel`` whose
 ``encode`` also encodes the left-right mirrored frame (rect mirrored with it, so its crop is the
 original crop flipped) and whose ``query`` averages ``model.query(f, (x, y, z))`` with
-``model.query(f_mirrored, (-x, y, z))``: the result is exactly mirror-symmetric and, where the
-network is unsure, less noisy. Twice the network time per frame; measured effect on the embedded
+``model.query(f_mirrored, (-x, y, z))``: the result is exactly mirror-symmetric (given a person
+mask; without one the embedded model's GrabCut fallback segments each view on its own) and, where
+the network is unsure, less noisy. A model that adjusts the rect before cropping says so with
+``prepare_rect(rect)`` (PIFuHD rounds to integer pixels); the wrapper mirrors the adjusted rect. Twice the network time per frame; measured effect on the embedded
 model in docs/embedded_model.md. Any ``ImplicitModel`` works (the embedded model, PIFuHD, the
 sphere); other attributes (``iso_level``, ``cfg``, ``name``, ...) are the wrapped model's.
 """
@@ -34,6 +36,9 @@ class MirrorAveraged:
         return getattr(self.base, name)
 
     def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None) -> Any:
+        prepare = getattr(self.base, "prepare_rect", None)  # PIFuHD crops at integer pixels:
+        if prepare is not None:  # mirror the rect it really uses, or the crops drift by a pixel
+            rect = prepare(rect)
         flipped = np.ascontiguousarray(image[:, ::-1])
         fmask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
         return (self.base.encode(image, rect, mask), self.base.encode(flipped, mirror_rect(rect, image.shape[1]), fmask))

@@ -233,6 +233,8 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
 
     check_recon_memory(cfg.resolution)  # before the model loads or a frame is read
     if cfg.model == "synthetic":
+        if cfg.mirror_average:
+            raise UserInputError("--mirror-average averages the network's answers: use it with --model default")
         from .synthetic import SphereModel, sphere_reconstruct
 
         model = SphereModel()

@@ -298,12 +298,26 @@ def test_evaluate_model_scores_the_subjects_from_first_on(monkeypatch, tmp_path)
     assert seen == [5, 6] and [r["subject"] for r in res["subjects"]] == [5, 6]
     assert res["mean"]["chamfer_cm"] < 2.0 and res["mean"]["silhouette_iou"] > 0.8
     # the ground-truth surfaces are cached beside the subjects and the second run reads them
-    cached = sorted(p.name for p in ev.heldout_dir(cfg).glob("*_surface32.npz"))
-    assert cached == ["subject_0005_r32_y90_surface32.npz", "subject_0006_r32_y90_surface32.npz"]
+    v = ev.SURFACE_CACHE_VERSION
+    cached = sorted(p.name for p in ev.heldout_dir(cfg).glob("*_surface32_v*.npz"))
+    assert cached == [f"subject_0005_r32_y90_surface32_v{v}.npz", f"subject_0006_r32_y90_surface32_v{v}.npz"]
+    real_volume = ev.occupancy_volume
     monkeypatch.setattr(ev, "occupancy_volume", lambda *a: pytest.fail("the cached surface was not used"))
     again = ev.evaluate_model(Ball(), cfg)
     for a, b in zip(res["subjects"], again["subjects"]):
         assert a["chamfer_cm"] == b["chamfer_cm"] and a["normal_consistency"] == b["normal_consistency"]
+    # a damaged file, or one made for another subject mesh, is made again
+    calls = []
+    monkeypatch.setattr(ev, "occupancy_volume", lambda *a: calls.append(1) or real_volume(*a))
+    first = ev.heldout_dir(cfg) / cached[0]
+    first.write_bytes(first.read_bytes()[:100])
+    gv, gf = ev.heldout_surface(cfg, 5, subject)
+    assert calls == [1] and len(gf) > 0
+    assert ev.heldout_surface(cfg, 5, subject)[1].shape == gf.shape and calls == [1]  # and is good again
+    other = dict(subject, vertices=subject["vertices"] * np.float32(0.9))
+    ev.heldout_surface(cfg, 5, other)
+    assert calls == [1, 1]
+    assert not list(ev.heldout_dir(cfg).glob("*.tmp.npz"))  # no temp files left behind
 
 
 def test_evaluate_model_feeds_shading_weights_the_shaded_view(monkeypatch, tmp_path):

@@ -114,3 +114,42 @@ def test_eval_config_option_exists_and_defaults_off():
 
     assert EvalConfig().mirror_average is False
     assert build_parser().parse_args(["eval-model", "--mirror-average"]).mirror_average is True
+
+
+def test_a_model_that_rounds_its_rect_gets_the_mirror_of_the_rect_it_uses():
+    """PIFuHD crops at integer pixels (``prepare_rect``): the mirrored rect must be the mirror of
+    the rounded one, or a fractional rect's two crops differ by a pixel."""
+    from streamrecon.preprocess import check_rect
+
+    class Rounding(SphereModel):
+        def __init__(self):
+            super().__init__()
+            self.rects = []
+
+        def prepare_rect(self, rect):
+            return check_rect(rect)
+
+        def encode(self, image, rect, mask=None):
+            self.rects.append(tuple(check_rect(rect)))
+            return super().encode(image, rect, mask)
+
+    base = Rounding()
+    img = np.zeros((40, 81, 3), np.uint8)
+    MirrorAveraged(base).encode(img, (10.5, 0.0, 40.0, 40.0))
+    direct, mirrored = base.rects
+    assert direct == (10, 0, 40, 40) and mirrored == (81 - 10 - 40, 0, 40, 40)  # not round(30.5) = 30
+
+
+def test_pifuhd_declares_its_rect_rounding():
+    from streamrecon.pifuhd.model import PifuhdModel
+    from streamrecon.preprocess import check_rect
+
+    assert PifuhdModel.prepare_rect(None, (10.5, 3.2, 40.4, 40.4)) == check_rect((10.5, 3.2, 40.4, 40.4)) == (10, 3, 40, 40)
+
+
+def test_synthetic_model_refuses_mirror_averaging():
+    from streamrecon.errors import UserInputError
+    from streamrecon.recon_stage import StageConfig, build_stage
+
+    with pytest.raises(UserInputError, match="--mirror-average"):
+        build_stage(StageConfig(model="synthetic", resolution=32, mirror_average=True))

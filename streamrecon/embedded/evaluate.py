@@ -21,6 +21,7 @@ cached under ``<cache>/heldout/seed<S>``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,24 +100,51 @@ def load_heldout(cfg: EvalConfig, index: int) -> Dict[str, np.ndarray]:
     return d
 
 
+SURFACE_CACHE_VERSION = 1  # bump when the ground-truth meshing (winding, octree, marching cubes) changes
+
+
+def _subject_digest(subject: Dict[str, np.ndarray]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in ("vertices", "faces"):
+        a = np.ascontiguousarray(subject[k])
+        h.update(f"{k}{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def heldout_surface(cfg: EvalConfig, index: int, subject: Dict[str, np.ndarray]):
     """The ground-truth mesh the metrics compare against: ``subject``'s exact occupancy (winding
     number) meshed on the ``cfg.resolution`` grid, as the prediction is. Cached beside the subject
-    (~4 s a subject at 256 otherwise: two thirds of an evaluation)."""
-    path = heldout_dir(cfg) / f"subject_{index:04d}_r{cfg.mask_res}_y{cfg.max_yaw_deg:g}_surface{cfg.resolution}.npz"
+    (~4 s a subject at 256 otherwise: two thirds of an evaluation), keyed by the subject's mesh
+    (a sha256 of its vertices and faces, checked on load) and ``SURFACE_CACHE_VERSION``; a
+    damaged or stale file is made again."""
+    import tempfile
+
+    path = heldout_dir(cfg) / f"subject_{index:04d}_r{cfg.mask_res}_y{cfg.max_yaw_deg:g}_surface{cfg.resolution}_v{SURFACE_CACHE_VERSION}.npz"
+    digest = _subject_digest(subject)
     if path.exists():
         try:
             with np.load(path) as z:
-                return z["vertices"].astype(np.float64), z["faces"].astype(np.int64)
-        except (OSError, KeyError, ValueError) as exc:  # damaged: make it again
-            log.warning("%s: %s; recomputing the ground-truth surface", path, exc)
+                if str(z["subject_sha256"]) == digest:
+                    return z["vertices"].astype(np.float64), z["faces"].astype(np.int64)
+            log.info("%s: made for another subject mesh; recomputing", path)
+        except Exception as exc:  # noqa: BLE001 - any damage (EOFError, BadZipFile, zlib.error, KeyError): make it again
+            log.warning("%s: unreadable (%s); recomputing the ground-truth surface", path, exc)
     gvol = occupancy_volume(winding_query(subject["vertices"], subject["faces"]), cfg.resolution)
     v, f = marching_cubes(gvol, cfg.resolution)
+    v, f = np.asarray(v, np.float64), np.asarray(f, np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, vertices=np.asarray(v, np.float64), faces=np.asarray(f, np.int64))
-    tmp.replace(path)
-    return np.asarray(v, np.float64), np.asarray(f, np.int64)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp.npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:  # its own temp file: two evaluations at once do not collide
+            np.savez(fh, vertices=v, faces=f, subject_sha256=np.array(digest))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return v, f
 
 
 def _reads_shading(model) -> bool:

@@ -186,6 +186,14 @@ class PifuhdModel:
         fine = r["fine_filter"](img_big, *extra)
         return PifuhdFeatures(coarse=coarse, fine=fine, normals=nmls, rect=rect)
 
+    def prepare_rect(self, rect: tuple) -> tuple:
+        """The rect ``encode`` crops with: rounded to integer pixels (``preprocess.check_rect``).
+        Wrappers that transform the rect (``mirror_average``) do so after this, so the crop they
+        get is exactly the transformed crop."""
+        from ..preprocess import check_rect
+
+        return check_rect(rect)
+
     def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None) -> PifuhdFeatures:
         """image [H, W, 3] uint8 RGB, rect (x, y, w, h) frame pixels (rounded to integers, may
         extend beyond the image). PIFuHD does not use a mask; ``mask`` is ignored."""
