@@ -216,23 +216,34 @@ def save_embedded(path: Union[str, Path], net, meta: Optional[dict] = None) -> P
     return path
 
 
-def load_embedded(path: Union[str, Path], device: str = "cpu") -> EmbeddedModel:
-    """Load an embedded-format file (refusing anything but plain tensors and JSON-like values)."""
+def safe_load(path: Union[str, Path]):
+    """``torch.load(path, weights_only=True)`` on CPU (plain tensors and JSON-like values only),
+    with a ``CheckpointError`` that says what is wrong for a missing or unreadable file."""
     import torch
-
-    from .net import EmbeddedNet, NetConfig
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file; pass an existing --checkpoint or omit it for the embedded model")
+        raise CheckpointError(f"{path}: no such file (no such checkpoint); pass an existing one, or omit --checkpoint for the embedded model")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: cannot be read as a safe streamrecon-embedded checkpoint ({exc.__class__.__name__}: {exc})") from exc
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a streamrecon-embedded checkpoint (format {obj.get('format') if isinstance(obj, dict) else type(obj).__name__!r})")
+        raise CheckpointError(f"{path}: cannot be read as a safe streamrecon checkpoint ({exc.__class__.__name__}: {exc})") from exc
+
+
+def check_version(obj: dict, path: Union[str, Path]) -> None:
+    """Refuse an embedded-format object of another format version."""
     if obj.get("version") != VERSION:
         raise CheckpointError(f"{path}: embedded format version {obj.get('version')} is not supported (expected {VERSION}); upgrade streamrecon")
+
+
+def load_embedded(path: Union[str, Path], device: str = "cpu") -> EmbeddedModel:
+    """Load an embedded-format file (refusing anything but plain tensors and JSON-like values)."""
+    from .net import EmbeddedNet, NetConfig
+
+    obj = safe_load(path)
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a streamrecon-embedded checkpoint (format {obj.get('format') if isinstance(obj, dict) else type(obj).__name__!r})")
+    check_version(obj, path)
     try:
         net = EmbeddedNet(NetConfig.from_json(obj["config"]))
         net.load_state_dict(obj["state_dict"])

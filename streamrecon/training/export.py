@@ -45,22 +45,13 @@ def read_source(path: PathLike) -> dict:
     """One source: a training checkpoint (``last.pt``) or embedded-format weights (``best.pt``,
     ``default.pt``), as {"net": config JSON, "model": state dict, "step", "train_config", "meta"}
     (``meta``: the embedded file's own, else {})."""
-    import torch
+    from ..embedded.model import FORMAT, check_version, safe_load
 
-    from ..embedded.model import FORMAT, VERSION
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file; give training checkpoints (runs/NAME/last.pt) or embedded weights")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a safe streamrecon checkpoint ({exc.__class__.__name__}: {exc})") from exc
+    obj = safe_load(path)
     kind = obj.get("format") if isinstance(obj, dict) else None
     try:
         if kind == FORMAT:
-            if obj.get("version") != VERSION:
-                raise CheckpointError(f"{path}: embedded format version {obj.get('version')} is not supported (expected {VERSION})")
+            check_version(obj, path)
             meta = dict(obj.get("meta") or {})
             return {"net": obj["config"], "model": obj["state_dict"], "step": int(meta.get("step", 0)),
                     "train_config": meta.get("train_config", ""), "meta": meta}
