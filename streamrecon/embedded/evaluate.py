@@ -21,7 +21,6 @@ cached under ``<cache>/heldout/seed<S>``.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +119,6 @@ def heldout_surface(cfg: EvalConfig, index: int, subject: Dict[str, np.ndarray])
     (~4 s a subject at 256 otherwise: two thirds of an evaluation), keyed by the subject's mesh
     (a sha256 of its vertices and faces, checked on load) and ``SURFACE_CACHE_VERSION``; a
     damaged or stale file is made again."""
-    import tempfile
-
     path = heldout_dir(cfg) / f"subject_{index:04d}_r{cfg.mask_res}_y{cfg.max_yaw_deg:g}_surface{cfg.resolution}_v{SURFACE_CACHE_VERSION}.npz"
     digest = _subject_digest(subject)
     if path.exists():
@@ -135,15 +132,14 @@ def heldout_surface(cfg: EvalConfig, index: int, subject: Dict[str, np.ndarray])
     gvol = occupancy_volume(winding_query(subject["vertices"], subject["faces"]), cfg.resolution)
     v, f = marching_cubes(gvol, cfg.resolution)
     v, f = np.asarray(v, np.float64), np.asarray(f, np.int64)
+    import io
+
+    from ..meshio import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, vertices=v, faces=f, subject_sha256=np.array(digest))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp.npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:  # its own temp file: two evaluations at once do not collide
-            np.savez(fh, vertices=v, faces=f, subject_sha256=np.array(digest))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.getvalue())  # its own temp file: two evaluations at once do not collide
     return v, f
 
 
