@@ -54,6 +54,13 @@ def shard_dir(tmp_path_factory):
     return root
 
 
+def _inside_share_on_silhouette(b) -> float:
+    """Share of a batch's inside-labelled points that project onto its input silhouette."""
+    grid = torch.stack([b.points[..., 0], -b.points[..., 1]], -1)[:, :, None]
+    on = torch.nn.functional.grid_sample(b.image, grid, align_corners=True)[:, 0, :, 0]
+    return float((on[b.labels > 0.5] > 0.25).float().mean())
+
+
 def test_batch_shapes_labels_and_mask_agree(shard_dir):
     ds = ShardDataset(shard_dir, exclude=("shard_val.npz",))
     assert ds.num_subjects == 8
@@ -61,9 +68,7 @@ def test_batch_shapes_labels_and_mask_agree(shard_dir):
     b = ds.batch(g, 6, 256, 32, 32, mask_noise=0, free=0.25)
     assert b.image.shape == (6, 1, 32, 32) and b.points.shape == (6, 320, 3) and b.labels.shape == (6, 320)
     # inside points project onto the silhouette (flips included): the crop maps agree.
-    grid = torch.stack([b.points[..., 0], -b.points[..., 1]], -1)[:, :, None]
-    on = torch.nn.functional.grid_sample(b.image, grid, align_corners=True)[:, 0, :, 0]
-    assert (on[b.labels > 0.5] > 0.25).float().mean() > 0.97
+    assert _inside_share_on_silhouette(b) > 0.97
     # free-space points are empty and lie outside the body's depth range
     assert b.labels[:, 256:].sum() == 0
     # rays carry the mask value of their pixel
@@ -85,9 +90,8 @@ def test_refresh_joins_new_shards_after_the_loaded_ones(shard_dir, tmp_path):
     shutil.copy(shard_dir / "shard_00001.npz", root)
     assert ds.refresh() == 8
     full = ShardDataset(shard_dir, exclude=("shard_val.npz",))
-    for k in ("masks", "points", "occ", "cams"):
+    for k in ("masks", "points", "occ", "cams", "subject"):
         assert torch.equal(getattr(ds, k), getattr(full, k)), k
-    assert torch.equal(ds.valid, full.valid)
     assert ds.refresh() == 8  # nothing new: nothing changes
 
 
@@ -100,17 +104,43 @@ def test_a_shard_with_other_settings_is_refused_and_the_loaded_data_kept(shard_d
     ds = ShardDataset(root)
     before = ds.masks.clone()
     rng = np.random.default_rng(5)
-    write_shard(root / "shard_00001.npz", [ellipsoid_subject(rng, views=3) for _ in range(2)], [8, 9], SynthConfig(res=32, views=3))
-    with pytest.raises(ValueError, match="shard_00001.npz: masks per subject is"):
+    write_shard(root / "shard_00001.npz", [ellipsoid_subject(rng, res=16) for _ in range(2)], [8, 9], SynthConfig(res=16, views=2))
+    with pytest.raises(ValueError, match="shard_00001.npz: masks per view is"):
         ds.refresh()
     assert ds.num_subjects == 4 and torch.equal(ds.masks, before)
 
 
+def test_shards_with_other_view_counts_join_as_items(shard_dir, tmp_path):
+    """Items are views: a shard rendered with 3 views per subject joins one with 2."""
+    import shutil
+
+    root = tmp_path / "seed0"
+    root.mkdir()
+    shutil.copy(shard_dir / "shard_00000.npz", root)
+    ds = ShardDataset(root)
+    n0 = len(ds)
+    rng = np.random.default_rng(5)
+    write_shard(root / "shard_00001.npz", [ellipsoid_subject(rng, views=3) for _ in range(2)], [8, 9], SynthConfig(res=32, views=3))
+    assert ds.refresh() == 6 and len(ds) == n0 + 6
+    assert torch.equal(ds.subject[n0:], torch.tensor([4, 4, 4, 5, 5, 5]))
+
+
 def test_yaw_filter_keeps_front_views(shard_dir):
+    """Only views within the limit are kept (as items, each pointing at its subject's points)."""
+    from streamrecon.training.dataset import read_shard
+
     ds = ShardDataset(shard_dir, exclude=("shard_val.npz",), max_yaw_deg=30)
-    yaw = view_yaw(ds.cams).reshape(-1)
-    assert torch.all(yaw[ds.valid].abs() <= np.deg2rad(30) + 1e-6)
-    assert len(ds) == int((yaw.abs() <= np.deg2rad(30) + 1e-6).sum())
+    shards = [read_shard(shard_dir / f"shard_{s:05d}.npz") for s in range(2)]
+    cams = torch.from_numpy(np.concatenate([d["cameras"] for d in shards]))  # [S, V, 4, 4]
+    yaw = view_yaw(cams)
+    ok = yaw.abs() <= np.deg2rad(30) + 1e-6
+    assert 0 < int(ok.sum()) < ok.numel()  # the fixture has views on both sides of the limit
+    assert len(ds) == int(ok.sum()) and ds.views_read == ok.numel()
+    assert torch.equal(ds.cams, cams[ok]) and torch.equal(ds.subject, torch.nonzero(ok)[:, 0])
+    assert ds.num_subjects == 8 and ds.masks.shape[0] == len(ds)
+    # each kept view still reads its own subject's points (the item -> subject map is right)
+    b = ds.batch(torch.Generator().manual_seed(0), len(ds), 256, 8, 32, mask_noise=0, free=0, items=torch.arange(len(ds)), flip=False)
+    assert _inside_share_on_silhouette(b) > 0.97
 
 
 def test_ray_points_layout_and_silhouette_loss():
@@ -205,7 +235,7 @@ def test_ray_points_label_the_front_and_back_surfaces(tmp_path):
     root = tmp_path / "seed0"
     write_shard(root / "shard_00000.npz", subs, [0, 1, 2], SynthConfig(res=32, views=2, points=600, depths=True))
     ds = ShardDataset(root)
-    assert ds.has_depths and ds.depths.shape == (3, 2, 2, 32, 32)
+    assert ds.has_depths and ds.depths.shape == (6, 2, 32, 32)  # 3 subjects x 2 views (all within the yaw limit)
     items = torch.arange(6)
     b = ds.batch(torch.Generator().manual_seed(0), 6, 64, 8, 32, mask_noise=0, free=0, items=items, flip=False, ray_points=400)
     pts, lab = b.points[:, 64:], b.labels[:, 64:]
@@ -213,7 +243,7 @@ def test_ray_points_label_the_front_and_back_surfaces(tmp_path):
     # the labels agree with the exact ellipsoid (float16 depths: allow a hair at the surface)
     truth = []
     for i in range(6):
-        cam = ds.cams[i // 2, i % 2].double().numpy()
+        cam = ds.cams[i].double().numpy()
         w = (pts[i].double().numpy() - cam[:3, 3]) @ np.linalg.inv(cam[:3, :3]).T
         truth.append(((w / axes[i // 2]) ** 2).sum(1) < 1)
     truth = torch.from_numpy(np.stack(truth))

@@ -59,9 +59,13 @@ def read_shard(path: Path) -> Dict[str, np.ndarray]:
 
 
 class ShardDataset:
-    """The shards ``files`` (or all ``shard_*.npz`` of ``root`` but ``exclude``) as device tensors:
-    ``masks`` [S, V, R, R] bool, ``points`` [S, P, 3] float16 world metres, ``occ`` [S, P] bool,
-    ``cams`` [S, V, 4, 4] float32 world -> crop."""
+    """The shards ``files`` (or all ``shard_*.npz`` of ``root`` but ``exclude``) as device tensors.
+    Per subject: ``points`` [S, P, 3] float16 world metres, ``occ`` [S, P] bool. Per item (one
+    view within the yaw limit; views outside it are dropped as the shard is read, they are never
+    drawn): ``masks`` [I, R, R] bool, ``cams`` [I, 4, 4] float32 world -> crop, ``subject`` [I]
+    (its row of ``points``), ``depths`` [I, 2, R, R] float16 front/back crop z (shards with depth
+    maps). Half the stored views face away (the generator's yaws go round the circle), so keeping
+    the items only halves the memory of masks and depth maps (10240 subjects: ~7.5 GB, not ~14)."""
 
     def __init__(self, root: Optional[Path] = None, files: Optional[List[Path]] = None, exclude: tuple = (), device="cpu",
                  max_yaw_deg: float = 90.0):
@@ -74,13 +78,31 @@ class ShardDataset:
         self._parts: List[Dict[str, torch.Tensor]] = []
         self.uniform_points = 0
         self.has_depths = False
-        self.depths: Optional[torch.Tensor] = None  # [S, V, 2, R, R] float16 front/back crop z
+        self.views_read = 0  # views in the shards read (kept or not)
+        self.masks = self.points = self.occ = self.cams = self.subject = self.depths = None
         self.refresh()
 
     def _candidates(self) -> List[Path]:
         if self.fixed is not None:
             return self.fixed
         return sorted(p for p in self.root.glob("shard_*.npz") if p.name not in self.exclude)
+
+    def _read(self, p: Path, first_subject: int) -> Dict[str, np.ndarray]:
+        """One shard as this dataset's keys (its views outside the yaw limit dropped)."""
+        d = read_shard(p)
+        s, v = d["cameras"].shape[:2]
+        res = int(d["res"])
+        yaw = view_yaw(torch.from_numpy(np.ascontiguousarray(d["cameras"]))).numpy()
+        keep = np.abs(yaw) <= self.max_yaw_deg * np.pi / 180 + 1e-6  # [S, V]
+        si, vi = np.nonzero(keep)
+        masks = np.unpackbits(d["masks"][si, vi], axis=-1)[..., : res * res].reshape(len(si), res, res).astype(bool)
+        n = d["points"].shape[1]
+        part = {"masks": masks, "points": d["points"], "occ": np.unpackbits(d["occupancy"], axis=-1)[..., :n].astype(bool),
+                "cams": d["cameras"][si, vi], "subject": (first_subject + si).astype(np.int64), "views": np.int64(s * v)}
+        if "depths" in d:
+            part["depths"] = d["depths"][si, vi]
+        part["uniform_points"] = stored_uniform_points(d)
+        return part
 
     def refresh(self) -> int:
         """Load shards that appeared since the last call; returns the number of subjects."""
@@ -89,51 +111,38 @@ class ShardDataset:
             if str(p) in self.loaded:
                 continue
             try:
-                d = read_shard(p)
+                part = self._read(p, sum(len(q["points"]) for q in self._parts))
             except Exception as exc:  # a shard being written by another process
                 log.warning("skipping %s: %s", p, exc)
                 continue
-            s, v = d["cameras"].shape[:2]
-            res = int(d["res"])
-            masks = np.unpackbits(d["masks"], axis=-1)[..., : res * res].reshape(s, v, res, res).astype(bool)
-            n = d["points"].shape[1]
-            occ = np.unpackbits(d["occupancy"], axis=-1)[..., :n].astype(bool)
-            n_uni = stored_uniform_points(d)
+            n_uni, views = int(part.pop("uniform_points")), int(part.pop("views"))
             if self._parts and n_uni != self.uniform_points:
                 raise ValueError(f"{p}: {n_uni} uniform points per subject, other shards have {self.uniform_points}")
-            self.uniform_points = n_uni
-            has_depths = "depths" in d
+            has_depths = "depths" in part
             if self._parts and has_depths != self.has_depths:
                 raise ValueError(f"{p}: {'has' if has_depths else 'lacks'} depth maps, unlike the shards loaded before it")
-            self.has_depths = has_depths
-            part = {"masks": masks, "points": d["points"], "occ": occ, "cams": d["cameras"]}
-            if has_depths:
-                part["depths"] = d["depths"]
             if self._parts:  # the join below must not fail half way (it consumes the parts)
                 for k, a in part.items():
                     if a.shape[1:] != tuple(self._parts[0][k].shape[1:]):
-                        raise ValueError(f"{p}: {k} per subject is {list(a.shape[1:])}, other shards have "
+                        what = "per subject" if k in ("points", "occ") else "per view"
+                        raise ValueError(f"{p}: {k} {what} is {list(a.shape[1:])}, other shards have "
                                          f"{list(self._parts[0][k].shape[1:])} (shards of one run must share their settings)")
-            self._parts.append({k: torch.from_numpy(a).to(self.device) for k, a in part.items()})
+            self.uniform_points, self.has_depths = n_uni, has_depths
+            self._parts.append({k: torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for k, a in part.items()})
+            self.views_read += views
             self.loaded.append(str(p))
             new = True
         if new:
             # One key at a time, dropping the parts' copy as it goes, and the result kept as the
-            # only part: memory holds the data once (plus one key's worth while joining), not
-            # twice (5120 subjects with depth maps: ~7 GB instead of ~14).
-            keys = ("masks", "points", "occ", "cams") + (("depths",) if self.has_depths else ())
+            # only part: memory holds the data once (plus one key's worth while joining), not twice.
+            keys = ("masks", "points", "occ", "cams", "subject") + (("depths",) if self.has_depths else ())
             joined = {}
-            self.masks = self.points = self.occ = self.cams = self.depths = None  # or the old join stays alive
+            self.masks = self.points = self.occ = self.cams = self.subject = self.depths = None  # or the old join stays alive
             for k in keys:
                 joined[k] = torch.cat([p.pop(k) for p in self._parts]) if len(self._parts) > 1 else self._parts[0][k]
             self._parts = [joined]
-            self.masks, self.points, self.occ, self.cams = (joined[k] for k in ("masks", "points", "occ", "cams"))
-            self.depths = joined.get("depths")
-            v = self.cams.shape[1]
-            ok = (view_yaw(self.cams).abs() <= self.max_yaw_deg * np.pi / 180 + 1e-6).reshape(-1)
-            self.valid = torch.nonzero(ok)[:, 0]
-        elif not self._parts:
-            self.masks = None
+            for k in keys:
+                setattr(self, k, joined[k])
         return self.num_subjects
 
     @property
@@ -142,12 +151,12 @@ class ShardDataset:
 
     def __len__(self) -> int:
         """Usable items: (subject, view) pairs within the yaw limit."""
-        return 0 if not self._parts else int(len(self.valid))
+        return 0 if not self._parts else int(self.cams.shape[0])
 
     def batch(self, gen: torch.Generator, batch: int, n_points: int, n_rays: int, in_res: int,
               mask_noise: float = 0.3, items: Optional[torch.Tensor] = None, flip: bool = True,
               free: float = 0.125, uniform: float = 0.0, ray_points: int = 0, shading: bool = False) -> Batch:
-        """A random batch (``items``: flat (subject * V + view) indices to use instead of random).
+        """A random batch (``items``: indices of items, i.e. kept views, to use instead of random).
         ``flip``: mirror half the items left-right (mask columns and point x): a mirrored person
         is a person, which doubles the bodies seen. ``free``: share of extra points drawn in the
         whole crop cube in front of or behind the body's depth range (from its inside points, with
@@ -162,11 +171,11 @@ class ShardDataset:
         second image channel, the view's front depth map shaded under a random light
         (``embedded.shading.random_shading``; shards with ``depths``)."""
         dev = self.device
-        s, v, res, _ = self.masks.shape
+        res = self.masks.shape[-1]
         if items is None:
-            items = self.valid[torch.randint(0, len(self.valid), (batch,), generator=gen, device=dev)]
-        si, vi = items // v, items % v
-        mask = self.masks[si, vi].float()  # [B, R, R]
+            items = torch.randint(0, len(self), (batch,), generator=gen, device=dev)
+        si = self.subject[items]
+        mask = self.masks[items].float()  # [B, R, R]
         p_all = self.points.shape[1]
         n_uni = int(round(uniform * n_points)) if (uniform > 0 and self.uniform_points > 0) else 0
         sel = torch.randint(0, p_all - (self.uniform_points if n_uni else 0), (len(items), n_points - n_uni), generator=gen, device=dev)
@@ -174,7 +183,7 @@ class ShardDataset:
             sel = torch.cat([sel, torch.randint(p_all - self.uniform_points, p_all, (len(items), n_uni), generator=gen, device=dev)], 1)
         pts = torch.gather(self.points[si].float(), 1, sel[..., None].expand(-1, -1, 3))
         lab = torch.gather(self.occ[si], 1, sel).float()
-        cam = self.cams[si, vi]
+        cam = self.cams[items]
         pts = pts @ cam[:, :3, :3].transpose(1, 2) + cam[:, None, :3, 3]
         inside = lab > 0.5
         inf = torch.tensor(float("inf"), device=dev)
@@ -210,7 +219,7 @@ class ShardDataset:
                 raise ValueError("ray_points needs shards with depth maps (regenerate them: synth depths=True)")
             q = max(1, ray_points // 4)
             pix = on_pixels(q)
-            dm = self.depths[si, vi].reshape(len(items), 2, -1).float()
+            dm = self.depths[items].reshape(len(items), 2, -1).float()
             zf = torch.gather(dm[:, 0], 1, pix)
             zb = torch.gather(dm[:, 1], 1, pix)
             ok = torch.isfinite(zf) & torch.isfinite(zb) & (zb > zf)  # (masks and depth maps agree)
@@ -242,7 +251,7 @@ class ShardDataset:
 
             if self.depths is None:
                 raise ValueError("shading needs shards with depth maps (regenerate them: synth depths=True)")
-            grey = random_grey(self.depths[si, vi, 0], gen)[:, None]  # 0 (black) off the person
+            grey = random_grey(self.depths[items, 0], gen)[:, None]  # 0 (black) off the person
             if in_res != res:
                 grey = F.interpolate(grey, size=(in_res, in_res), mode="bilinear", align_corners=True)
             # normalised within the input mask as the product does: a dilated mask shows a ring of
