@@ -55,3 +55,19 @@ def _fix_mmap_threshold(nbytes: int) -> bool:
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(nbytes)))
     except (OSError, AttributeError):  # not glibc
         return False
+
+
+def release_free_heap() -> bool:
+    """Hand the heap's free memory back to the system (glibc ``malloc_trim(0)``); False elsewhere.
+    Blocks under the mmap threshold above (16 MB) come from the heap, and a freed block that is
+    not at its top stays resident: the training data is read shard by shard (~10 MB a key) and
+    joined, and without this the freed shard copies stayed in the process (12800 subjects: 18 GB
+    resident for 9.5 GB of data)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc
+        return False

@@ -143,6 +143,9 @@ class ShardDataset:
             self._parts = [joined]
             for k in keys:
                 setattr(self, k, joined[k])
+            from ..process import release_free_heap
+
+            release_free_heap()  # the shards' own copies are free now, but resident until trimmed
         return self.num_subjects
 
     @property
