@@ -221,8 +221,9 @@ def test_eval_cleanup_settings_use_the_product_path():
 @pytest.mark.parametrize("backend", ["onnxruntime", "auto"])
 def test_compiled_encoder_matches_eager(backend, tmp_path):
     """The embedded model's encoder through a compiled backend (ONNX Runtime on CPU) gives the
-    eager features within 5e-4 (values up to ~5; 2e-4 seen) and the occupancy within 1e-4 (4e-5
-    seen): different convolution kernels reorder sums. The engine is cached and reused."""
+    eager features within 5e-4 (values up to ~5; 2e-4 seen) and the occupancy within 2e-4 (4e-5
+    seen with the session-5 weights, 1.0e-4 at one point of 4000 with session 6's): different
+    convolution kernels reorder sums. The engine is cached and reused."""
     pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
     from streamrecon.backends import BackendConfig
     from streamrecon.backends.cache import EngineCache
@@ -240,7 +241,7 @@ def test_compiled_encoder_matches_eager(backend, tmp_path):
     fe, ff = eager.encode(img, rect, mask), fast.encode(img, rect, mask)
     assert torch.allclose(fe.feat, ff.feat, atol=5e-4, rtol=1e-4) and torch.equal(fe.mask, ff.mask)
     pts = torch.rand(4000, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    assert torch.allclose(eager.query(fe, pts), fast.query(ff, pts), atol=1e-4)
+    assert torch.allclose(eager.query(fe, pts), fast.query(ff, pts), atol=2e-4)
     [entry] = EngineCache(tmp_path).entries()
     assert entry["status"] == "ok" and entry["fields"]["artefact"].endswith(":encoder")
     load_default().compile(cfg)  # a second model with the same weights reuses the engine
