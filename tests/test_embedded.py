@@ -321,6 +321,18 @@ def test_evaluate_model_scores_the_subjects_from_first_on(monkeypatch, tmp_path)
     assert not list(ev.heldout_dir(cfg).glob("*.tmp.npz"))  # no temp files left behind
 
 
+def test_summary_gives_mean_median_and_standard_error():
+    from streamrecon.embedded.evaluate import summarise
+
+    rows = [{"chamfer_cm": c, "iou": i} for c, i in ((1.0, 0.9), (2.0, float("nan")), (3.0, 0.8), (6.0, 1.0))]
+    out = summarise(rows, keys=("chamfer_cm", "iou"))
+    assert out["mean"]["chamfer_cm"] == 3.0 and out["median"]["chamfer_cm"] == 2.5
+    # sample deviation sqrt((4 + 1 + 0 + 9) / 3) over sqrt(4) subjects
+    assert abs(out["stderr"]["chamfer_cm"] - np.sqrt(14 / 3) / 2) < 1e-12
+    assert abs(out["mean"]["iou"] - 0.9) < 1e-12 and out["median"]["iou"] == 0.9  # the NaN is left out
+    assert np.isnan(summarise(rows[:1], keys=("chamfer_cm",))["stderr"]["chamfer_cm"])  # one subject: no error bar
+
+
 def test_evaluate_model_feeds_shading_weights_the_shaded_view(monkeypatch, tmp_path):
     """Weights with a shading channel get the held-out view's shaded front depth (fixed light)."""
     ev, subject = _ball_heldout(0.5, 32)

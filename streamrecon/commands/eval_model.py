@@ -54,8 +54,9 @@ def run(args) -> int:
     print(f"{'subject':>7} {'chamfer cm':>10} {'p2s cm':>8} {'normal c.':>9} {'sil IoU':>8} {'rec s':>6}")
     for r in res["subjects"]:
         print(f"{r['subject']:>7} {r['chamfer_cm']:>10.2f} {r['p2s_cm']:>8.2f} {r['normal_consistency']:>9.3f} {r['silhouette_iou']:>8.4f} {r['reconstruct_s']:>6.2f}")
-    m = res["mean"]
-    print(f"{'mean':>7} {m['chamfer_cm']:>10.2f} {m['p2s_cm']:>8.2f} {m['normal_consistency']:>9.3f} {m['silhouette_iou']:>8.4f} {m['reconstruct_s']:>6.2f}")
+    for label in ("mean", "+-", "median"):  # +-: the standard error of the mean
+        m = res["stderr" if label == "+-" else label]
+        print(f"{label:>7} {m['chamfer_cm']:>10.2f} {m['p2s_cm']:>8.2f} {m['normal_consistency']:>9.3f} {m['silhouette_iou']:>8.4f} {m['reconstruct_s']:>6.2f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(res, fh, indent=2)

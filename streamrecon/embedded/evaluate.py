@@ -309,6 +309,22 @@ def evaluate_model(model, cfg: EvalConfig = EvalConfig(), progress: Optional[Cal
         log.info("subject %d: %s", i, row)
         if progress is not None:
             progress(1)
-    keys = ["chamfer_cm", "p2s_cm", "normal_consistency", "silhouette_iou", "reconstruct_s"]
-    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
-    return {"config": cfg.__dict__, "mean": mean, "subjects": rows}
+    return {"config": cfg.__dict__, **summarise(rows), "subjects": rows}
+
+
+METRIC_KEYS = ("chamfer_cm", "p2s_cm", "normal_consistency", "silhouette_iou", "reconstruct_s")
+
+
+def summarise(rows: List[dict], keys=METRIC_KEYS) -> dict:
+    """``mean``, ``median`` and ``stderr`` (standard error of the mean: sample standard deviation
+    / sqrt(n); NaN for one subject) of each metric over the subjects ``rows`` (NaNs left out).
+    The error bar says what a set can tell apart: 20 held-out bodies give the mean Chamfer one of
+    ~0.3 cm, 100 bodies ~0.1 cm."""
+    out = {"mean": {}, "median": {}, "stderr": {}}
+    for k in keys:
+        x = np.asarray([r[k] for r in rows], np.float64)
+        x = x[np.isfinite(x)]
+        out["mean"][k] = float(x.mean()) if len(x) else float("nan")
+        out["median"][k] = float(np.median(x)) if len(x) else float("nan")
+        out["stderr"][k] = float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+    return out
