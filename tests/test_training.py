@@ -330,6 +330,41 @@ def test_step_without_silhouette_term_matches_occupancy_loss(shard_dir):
     assert float(out["sil"]) == 0.0 and abs(float(out["loss"]) - float(ref)) < 1e-6
 
 
+def test_mirror_teacher_targets_are_mirror_symmetric_and_enter_the_loss(shard_dir, tmp_path):
+    """--mirror-teacher: the soft labels are the teacher's mirror-averaged answer (the same for a
+    view and its mirror image at mirrored points), weighted by --teacher-weight in the loss; a
+    teacher that reads other inputs is refused with a message."""
+    from streamrecon.embedded.model import save_embedded
+    from streamrecon.errors import UserInputError
+    from streamrecon.training.loop import _mirror_teacher, mirror_averaged_probs
+
+    ds = ShardDataset(shard_dir, exclude=("shard_val.npz",))
+    batch = ds.batch(torch.Generator().manual_seed(1), 3, 128, 16, TINY.in_res, mask_noise=0, flip=False)
+    torch.manual_seed(3)
+    teacher = EmbeddedNet(TINY).eval()
+    t = mirror_averaged_probs(teacher, batch.image, batch.points)
+    mirrored = torch.cat([-batch.points[..., :1], batch.points[..., 1:]], -1)
+    assert torch.allclose(t, mirror_averaged_probs(teacher, batch.image.flip(-1), mirrored), atol=1e-6)
+    with torch.no_grad():  # and it is not the plain answer (the tiny net is not symmetric)
+        assert float((torch.sigmoid(teacher(batch.image, batch.points)) - t).abs().max()) > 1e-3
+    torch.manual_seed(0)
+    net = EmbeddedNet(TINY)
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    for w in (1.0, 0.25):
+        out = step_fn(net, opt, batch, TrainConfig(out="unused", sil_weight=0.0, teacher_weight=w), teacher=teacher)
+        with torch.no_grad():
+            net.train()
+            logits = net(batch.image, batch.points)
+            ref = (1 - w) * losses.occupancy_loss(logits, batch.labels) + w * losses.occupancy_loss(logits, t)
+        assert abs(float(out["loss"]) - float(ref)) < 1e-6 and abs(float(out["teach"]) - float(losses.occupancy_loss(logits, t))) < 1e-6
+    with pytest.raises(UserInputError, match="--teacher-weight"):
+        TrainConfig(out="x", teacher_weight=1.5)
+    save_embedded(tmp_path / "t.pt", teacher)
+    with pytest.raises(UserInputError, match="input channels"):
+        _mirror_teacher(str(tmp_path / "t.pt"), NetConfig.from_json({**TINY.to_json(), "shading": True}), "cpu")
+    assert not any(q.requires_grad for q in _mirror_teacher(str(tmp_path / "t.pt"), TINY, "cpu").parameters())
+
+
 def _depth_shards(tmp_path, n=3):
     rng = np.random.default_rng(7)
     subs = []

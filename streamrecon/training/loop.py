@@ -91,12 +91,20 @@ class TrainConfig:
     init: Optional[str] = None
     """start a new run from these embedded-format weights (e.g. the shipped default.pt) with a
     fresh optimizer; input channels the weights lack (--net '{"shading": true}') start at zero"""
+    mirror_teacher: Optional[str] = None
+    """embedded-format weights whose mirror-averaged occupancy (the mean of their answer for the
+    view and for its mirror image, ``run --mirror-average``) the network also learns at the
+    labelled points: distillation of the averaged answer into one pass"""
+    teacher_weight: float = 0.5
+    """share of the occupancy loss given to --mirror-teacher's soft labels (the rest: the true labels)"""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.uniform <= 1.0:
             raise UserInputError(f"--uniform: expected a share in [0, 1], got {self.uniform}")
         if not 0.0 <= self.mask_noise <= 1.0:
             raise UserInputError(f"--mask-noise: expected a share in [0, 1], got {self.mask_noise}")
+        if not 0.0 <= self.teacher_weight <= 1.0:
+            raise UserInputError(f"--teacher-weight: expected a share in [0, 1], got {self.teacher_weight}")
         if self.sil_range not in SIL_RANGES:
             raise UserInputError(f"--sil-range: expected one of {', '.join(SIL_RANGES)}, got {self.sil_range!r}")
 
@@ -162,8 +170,20 @@ def load_checkpoint(path: Path) -> dict:
     return obj
 
 
-def step_fn(net, opt, batch, cfg: TrainConfig, gen=None) -> dict:
-    """One optimisation step on ``batch`` (a ``dataset.Batch`` on the model's device)."""
+def mirror_averaged_probs(teacher, image, points):
+    """[B, P] the mean of ``teacher``'s occupancy for ``image`` [B, C, R, R] at ``points`` [B, P, 3]
+    (crop frame) and for the mirrored image at the mirrored points (x -> -x): what
+    ``MirrorAveraged`` answers at inference, here for a batch. No gradients."""
+    import torch
+
+    mirrored = torch.cat([-points[..., :1], points[..., 1:]], -1)
+    with torch.no_grad():
+        return 0.5 * (torch.sigmoid(teacher(image, points)) + torch.sigmoid(teacher(image.flip(-1), mirrored)))
+
+
+def step_fn(net, opt, batch, cfg: TrainConfig, gen=None, teacher=None) -> dict:
+    """One optimisation step on ``batch`` (a ``dataset.Batch`` on the model's device);
+    ``teacher``: the --mirror-teacher network (eval mode), or None."""
     from .losses import occupancy_loss, ray_points, silhouette_loss
 
     net.train()
@@ -177,11 +197,16 @@ def step_fn(net, opt, batch, cfg: TrainConfig, gen=None) -> dict:
         logits = net.query(feats, batch.points)
         l_sil = logits.new_zeros(())
     l_occ = occupancy_loss(logits[:, :p], batch.labels)
+    out = {}
+    if teacher is not None:
+        l_teach = occupancy_loss(logits[:, :p], mirror_averaged_probs(teacher, batch.image, batch.points))
+        l_occ = (1 - cfg.teacher_weight) * l_occ + cfg.teacher_weight * l_teach
+        out["teach"] = l_teach.detach()
     loss = l_occ + cfg.sil_weight * l_sil
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return {"loss": loss.detach(), "occ": l_occ.detach(), "sil": l_sil.detach()}
+    return {"loss": loss.detach(), "occ": l_occ.detach(), "sil": l_sil.detach(), **out}
 
 
 def torch_cat(a, b):
@@ -241,6 +266,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     step, elapsed, best_iou = 0, 0.0, -1.0
     if cfg.init and not ckpt:
         _init_from(net, cfg.init)
+    teacher = _mirror_teacher(cfg.mirror_teacher, net_cfg, device) if cfg.mirror_teacher else None
     if ckpt:
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -273,7 +299,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                     gparam["lr"] = lr
             batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free, uniform=cfg.uniform,
                                ray_points=cfg.ray_points, shading=net_cfg.shading, mask_noise=cfg.mask_noise)
-            stats = step_fn(net, opt, batch, cfg, gen)
+            stats = step_fn(net, opt, batch, cfg, gen, teacher)
             step += 1
             if bar is not None:
                 bar.update(1)
@@ -320,6 +346,19 @@ def _init_from(net, path: str) -> None:
         raise UserInputError(f"--init {path}: it reads {src.cfg.in_channels} input channels, this net {net.cfg.in_channels}")
     net.load_state_dict(widen_inputs(src.state_dict(), net.cfg))
     log.info("initialised from %s", path)
+
+
+def _mirror_teacher(path: str, net_cfg, device):
+    """The --mirror-teacher network, frozen, in eval mode; it must read the input the net reads."""
+    from ..embedded.model import load_embedded
+
+    t = load_embedded(path).net
+    if t.cfg.in_channels != net_cfg.in_channels:
+        raise UserInputError(f"--mirror-teacher {path}: it reads {t.cfg.in_channels} input channels, this net {net_cfg.in_channels}")
+    t = t.to(device).eval()
+    for q in t.parameters():
+        q.requires_grad_(False)
+    return t
 
 
 def _export_best(out: Path, net, cfg: TrainConfig, step: int, iou: float) -> None:
