@@ -138,7 +138,8 @@ def test_yaw_filter_keeps_front_views(shard_dir):
     assert len(ds) == int(ok.sum()) and ds.views_read == ok.numel()
     assert torch.equal(ds.cams, cams[ok]) and torch.equal(ds.subject, torch.nonzero(ok)[:, 0])
     assert ds.num_subjects == 8 and ds.masks.shape[0] == len(ds)
-    # each kept view still reads its own subject's points (the item -> subject map is right)
+    # a batch of the kept views reads their own subjects' points (the cameras of another subject
+    # would map its points elsewhere; the exact map is the ds.subject check above)
     b = ds.batch(torch.Generator().manual_seed(0), len(ds), 256, 8, 32, mask_noise=0, free=0, items=torch.arange(len(ds)), flip=False)
     assert _inside_share_on_silhouette(b) > 0.97
 
@@ -357,12 +358,17 @@ def test_mirror_teacher_targets_are_mirror_symmetric_and_enter_the_loss(shard_di
             logits = net(batch.image, batch.points)
             ref = (1 - w) * losses.occupancy_loss(logits, batch.labels) + w * losses.occupancy_loss(logits, t)
         assert abs(float(out["loss"]) - float(ref)) < 1e-6 and abs(float(out["teach"]) - float(losses.occupancy_loss(logits, t))) < 1e-6
+        assert abs(float(out["labels"]) - float(losses.occupancy_loss(logits, batch.labels))) < 1e-6
+    assert all(q.grad is None for q in teacher.parameters())  # nothing flows into the teacher
     with pytest.raises(UserInputError, match="--teacher-weight"):
         TrainConfig(out="x", teacher_weight=1.5)
     save_embedded(tmp_path / "t.pt", teacher)
     with pytest.raises(UserInputError, match="input channels"):
         _mirror_teacher(str(tmp_path / "t.pt"), NetConfig.from_json({**TINY.to_json(), "shading": True}), "cpu")
-    assert not any(q.requires_grad for q in _mirror_teacher(str(tmp_path / "t.pt"), TINY, "cpu").parameters())
+    with pytest.raises(UserInputError, match="32-pixel crops, this net 64"):
+        _mirror_teacher(str(tmp_path / "t.pt"), NetConfig.from_json({**TINY.to_json(), "in_res": 64}), "cpu")
+    loaded = _mirror_teacher(str(tmp_path / "t.pt"), TINY, "cpu")
+    assert not loaded.training and not any(q.requires_grad for q in loaded.parameters())
 
 
 def _depth_shards(tmp_path, n=3):

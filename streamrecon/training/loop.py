@@ -200,6 +200,7 @@ def step_fn(net, opt, batch, cfg: TrainConfig, gen=None, teacher=None) -> dict:
     out = {}
     if teacher is not None:
         l_teach = occupancy_loss(logits[:, :p], mirror_averaged_probs(teacher, batch.image, batch.points))
+        out["labels"] = l_occ.detach()  # the BCE on the true labels alone: comparable with runs without a teacher
         l_occ = (1 - cfg.teacher_weight) * l_occ + cfg.teacher_weight * l_teach
         out["teach"] = l_teach.detach()
     loss = l_occ + cfg.sil_weight * l_sil
@@ -249,12 +250,17 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     seed_dir = ensure_data(cfg, progress)
     data = ShardDataset(seed_dir, exclude=(VAL_SHARD,), device=device, max_yaw_deg=cfg.max_yaw_deg)
     if len(data) == 0:
+        if data.views_read:
+            raise UserInputError(f"{seed_dir}: {data.views_read} views read, none within --max-yaw-deg {cfg.max_yaw_deg:g}: raise it")
         raise UserInputError(f"no training shards in {seed_dir}: run without --no-generate first")
     for what, wanted in (("--ray-points", cfg.ray_points > 0), ("--net shading", net_cfg.shading)):
         if wanted and not data.has_depths:
             raise UserInputError(f"{what}: the shards in {seed_dir} have no depth maps (made before they were "
                                  "rendered): generate new ones into another --data-dir, or leave it out")
     val = ShardDataset(files=[seed_dir / VAL_SHARD], device=device, max_yaw_deg=cfg.max_yaw_deg)
+    if len(val) == 0:
+        raise UserInputError(f"{seed_dir / VAL_SHARD}: {val.views_read} views read, none within --max-yaw-deg "
+                             f"{cfg.max_yaw_deg:g}: raise it, or make the validation shard again")
     vgen = torch.Generator(device=device)
     vgen.manual_seed(12345)
     val_batch = val.batch(vgen, min(64, len(val)), 4096, 8, net_cfg.in_res, mask_noise=0, flip=False, free=0,
@@ -355,6 +361,8 @@ def _mirror_teacher(path: str, net_cfg, device):
     t = load_embedded(path).net
     if t.cfg.in_channels != net_cfg.in_channels:
         raise UserInputError(f"--mirror-teacher {path}: it reads {t.cfg.in_channels} input channels, this net {net_cfg.in_channels}")
+    if t.cfg.in_res != net_cfg.in_res:  # a convolutional net runs on any size, and would answer nonsense
+        raise UserInputError(f"--mirror-teacher {path}: it reads {t.cfg.in_res}-pixel crops, this net {net_cfg.in_res}")
     t = t.to(device).eval()
     for q in t.parameters():
         q.requires_grad_(False)
