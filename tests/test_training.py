@@ -438,3 +438,12 @@ def test_train_init_widens_shipped_style_weights_for_shading(tmp_path):
     with pytest.raises(UserInputError, match="--net shading"):
         train(TrainConfig(out=str(tmp_path / "run3"), steps=1, net=wide, **{**common, "data_dir": str(plain.parent)}),
               progress=False)
+
+
+def test_train_says_when_no_view_is_within_the_yaw_limit(shard_dir, tmp_path):
+    from streamrecon.errors import UserInputError
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), data_dir=str(shard_dir.parent), generate=False, batch=2, points=64,
+                      sil_rays=8, sil_depths=4, threads=1, net=TINY.to_json(), max_yaw_deg=0.001, steps=1)
+    with pytest.raises(UserInputError, match="views read, none within --max-yaw-deg"):
+        train(cfg, progress=False)
