@@ -44,17 +44,24 @@ def prepare_process() -> bool:
     return os.environ.get(THP_VAR) == "1"
 
 
-def _fix_mmap_threshold(nbytes: int) -> bool:
-    """``mallopt(M_MMAP_THRESHOLD, nbytes)`` on glibc; False elsewhere or when refused."""
+def _glibc():
+    """The C library when it is glibc (``mallopt``, ``malloc_trim``), else None."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     import ctypes
 
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(nbytes)))
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - glibc's own: absent from musl and others
+        return libc
     except (OSError, AttributeError):  # not glibc
-        return False
+        return None
+
+
+def _fix_mmap_threshold(nbytes: int) -> bool:
+    """``mallopt(M_MMAP_THRESHOLD, nbytes)`` on glibc; False elsewhere or when refused."""
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, int(nbytes)))
 
 
 def release_free_heap() -> bool:
@@ -63,11 +70,5 @@ def release_free_heap() -> bool:
     not at its top stays resident: the training data is read shard by shard (~10 MB a key) and
     joined, and without this the freed shard copies stayed in the process (12800 subjects: 18 GB
     resident for 9.5 GB of data)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):  # not glibc
-        return False
+    libc = _glibc()
+    return libc is not None and bool(libc.malloc_trim(0))

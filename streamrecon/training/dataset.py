@@ -87,8 +87,9 @@ class ShardDataset:
             return self.fixed
         return sorted(p for p in self.root.glob("shard_*.npz") if p.name not in self.exclude)
 
-    def _read(self, p: Path, first_subject: int) -> Dict[str, np.ndarray]:
-        """One shard as this dataset's keys (its views outside the yaw limit dropped)."""
+    def _read(self, p: Path, first_subject: int):
+        """One shard as (this dataset's keys, its uniform points per subject, views read), its
+        views outside the yaw limit dropped."""
         d = read_shard(p)
         s, v = d["cameras"].shape[:2]
         res = int(d["res"])
@@ -98,11 +99,10 @@ class ShardDataset:
         masks = np.unpackbits(d["masks"][si, vi], axis=-1)[..., : res * res].reshape(len(si), res, res).astype(bool)
         n = d["points"].shape[1]
         part = {"masks": masks, "points": d["points"], "occ": np.unpackbits(d["occupancy"], axis=-1)[..., :n].astype(bool),
-                "cams": d["cameras"][si, vi], "subject": (first_subject + si).astype(np.int64), "views": np.int64(s * v)}
+                "cams": d["cameras"][si, vi], "subject": (first_subject + si).astype(np.int64)}
         if "depths" in d:
             part["depths"] = d["depths"][si, vi]
-        part["uniform_points"] = stored_uniform_points(d)
-        return part
+        return part, stored_uniform_points(d), s * v
 
     def refresh(self) -> int:
         """Load shards that appeared since the last call; returns the number of subjects."""
@@ -111,11 +111,10 @@ class ShardDataset:
             if str(p) in self.loaded:
                 continue
             try:
-                part = self._read(p, sum(len(q["points"]) for q in self._parts))
+                part, n_uni, views = self._read(p, sum(len(q["points"]) for q in self._parts))
             except Exception as exc:  # a shard being written by another process
                 log.warning("skipping %s: %s", p, exc)
                 continue
-            n_uni, views = int(part.pop("uniform_points")), int(part.pop("views"))
             if self._parts and n_uni != self.uniform_points:
                 raise ValueError(f"{p}: {n_uni} uniform points per subject, other shards have {self.uniform_points}")
             has_depths = "depths" in part
