@@ -352,7 +352,7 @@ def test_mirror_teacher_targets_are_mirror_symmetric_and_enter_the_loss(shard_di
     net = EmbeddedNet(TINY)
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
     for w in (1.0, 0.25):
-        out = step_fn(net, opt, batch, TrainConfig(out="unused", sil_weight=0.0, teacher_weight=w), teacher=teacher)
+        out = step_fn(net, opt, batch, TrainConfig(out="unused", sil_weight=0.0, mirror_teacher="t.pt", teacher_weight=w), teacher=teacher)
         with torch.no_grad():
             net.train()
             logits = net(batch.image, batch.points)
@@ -361,7 +361,9 @@ def test_mirror_teacher_targets_are_mirror_symmetric_and_enter_the_loss(shard_di
         assert abs(float(out["labels"]) - float(losses.occupancy_loss(logits, batch.labels))) < 1e-6
     assert all(q.grad is None for q in teacher.parameters())  # nothing flows into the teacher
     with pytest.raises(UserInputError, match="--teacher-weight"):
-        TrainConfig(out="x", teacher_weight=1.5)
+        TrainConfig(out="x", mirror_teacher="t.pt", teacher_weight=1.5)
+    with pytest.raises(UserInputError, match="--mirror-teacher PATH"):  # a weight with nothing to weigh is a mistake
+        TrainConfig(out="x", teacher_weight=0.8)
     save_embedded(tmp_path / "t.pt", teacher)
     with pytest.raises(UserInputError, match="input channels"):
         _mirror_teacher(str(tmp_path / "t.pt"), NetConfig.from_json({**TINY.to_json(), "shading": True}), "cpu")

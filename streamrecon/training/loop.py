@@ -22,6 +22,9 @@ from ..errors import CheckpointError, UserInputError
 log = logging.getLogger(__name__)
 
 
+TEACHER_WEIGHT_DEFAULT = 0.5  # --teacher-weight; any other value needs --mirror-teacher
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Options of ``streamrecon train`` (one CLI flag each)."""
@@ -95,7 +98,7 @@ class TrainConfig:
     """embedded-format weights whose mirror-averaged occupancy (the mean of their answer for the
     view and for its mirror image, ``run --mirror-average``) the network also learns at the
     labelled points: distillation of the averaged answer into one pass"""
-    teacher_weight: float = 0.5
+    teacher_weight: float = TEACHER_WEIGHT_DEFAULT
     """share of the occupancy loss given to --mirror-teacher's soft labels (the rest: the true labels)"""
 
     def __post_init__(self) -> None:
@@ -105,6 +108,9 @@ class TrainConfig:
             raise UserInputError(f"--mask-noise: expected a share in [0, 1], got {self.mask_noise}")
         if not 0.0 <= self.teacher_weight <= 1.0:
             raise UserInputError(f"--teacher-weight: expected a share in [0, 1], got {self.teacher_weight}")
+        if self.teacher_weight != TEACHER_WEIGHT_DEFAULT and not self.mirror_teacher:
+            raise UserInputError(f"--teacher-weight {self.teacher_weight:g} has no teacher to weigh: give the teacher's "
+                                 "weights with --mirror-teacher PATH (e.g. the shipped default.pt), or drop --teacher-weight")
         if self.sil_range not in SIL_RANGES:
             raise UserInputError(f"--sil-range: expected one of {', '.join(SIL_RANGES)}, got {self.sil_range!r}")
 
