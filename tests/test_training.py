@@ -296,6 +296,7 @@ def test_train_checkpoints_and_resume(shard_dir, tmp_path):
     assert best.is_file() and (out / "last.pt").is_file()
     ck = load_checkpoint(out / "last.pt")  # weights_only=True inside
     assert ck["step"] == 2 and json.loads(ck["config"])["steps"] == 2
+    assert json.loads(ck["config"])["schedule_hours"] == 0.0  # --steps sets the schedule
     with pytest.raises(Exception, match="--resume"):
         train(TrainConfig(steps=3, **common), progress=False)
     train(TrainConfig(steps=3, **common), resume=True, progress=False)
@@ -307,6 +308,29 @@ def test_train_checkpoints_and_resume(shard_dir, tmp_path):
 
     m = load_embedded(best)
     assert m.meta["data_seed"] == 0
+    # a budget-only run (no --steps) records its schedule: --hours of this first invocation
+    common["out"] = str(tmp_path / "timed")
+    train(TrainConfig(hours=0.0003, **common), progress=False)
+    assert json.loads(load_checkpoint(tmp_path / "timed" / "last.pt")["config"])["schedule_hours"] == 0.0003
+
+
+def test_schedule_follows_the_first_invocations_budget():
+    """With neither --steps nor --schedule-hours the cosine runs over --hours of the run's first
+    invocation; a resume keeps the run's schedule (0, constant, for runs made before the rule);
+    an explicit --schedule-hours wins, and --steps makes it moot."""
+    import json as _json
+
+    from streamrecon.training.loop import schedule_hours
+
+    def ck(h):
+        return {"config": _json.dumps({"schedule_hours": h})}
+
+    assert schedule_hours(TrainConfig(out="x", hours=0.5), None) == 0.5
+    assert schedule_hours(TrainConfig(out="x", hours=2.0), ck(0.5)) == 0.5  # resumed: the run's own
+    assert schedule_hours(TrainConfig(out="x", hours=2.0), ck(0.0)) == 0.0  # an old constant-rate run stays so
+    assert schedule_hours(TrainConfig(out="x", hours=2.0), {"config": "{}"}) == 0.0
+    assert schedule_hours(TrainConfig(out="x", hours=1.0, schedule_hours=3.0), ck(0.5)) == 3.0
+    assert schedule_hours(TrainConfig(out="x", hours=1.0, steps=10), None) == 0.0
 
 
 def test_train_refuses_ray_points_without_depth_maps(tmp_path):

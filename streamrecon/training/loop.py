@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -76,7 +76,8 @@ class TrainConfig:
     lr: float = 1e-3
     """peak learning rate (cosine decay over --steps, else over --schedule-hours, else constant)"""
     schedule_hours: float = 0.0
-    """length in training hours (summed over resumes) of the cosine learning-rate decay when --steps is 0"""
+    """length in training hours (summed over resumes) of the cosine learning-rate decay when
+    --steps is 0; 0: --hours of the run's first invocation (a resume keeps the run's schedule)"""
     threads: int = 1
     """torch CPU threads (the machine is shared)"""
     device: str = "cpu"
@@ -152,6 +153,18 @@ def _bar(total, desc):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, dynamic_ncols=True)
+
+
+def schedule_hours(cfg: TrainConfig, ckpt: Optional[dict]) -> float:
+    """Length (training hours) of the cosine decay when ``cfg.steps`` is 0: ``cfg.schedule_hours``
+    when given; else, resuming, the run's own (a run made before this rule has 0 there: constant
+    rate, as it was trained); else ``cfg.hours``, so that a plain ``train --hours H`` ends its
+    budget at the low rate instead of wherever a constant rate left it."""
+    if cfg.steps or cfg.schedule_hours > 0:
+        return cfg.schedule_hours
+    if ckpt is not None:
+        return float(json.loads(ckpt["config"]).get("schedule_hours", 0.0))
+    return cfg.hours
 
 
 def _checkpoint(path: Path, net, opt, step: int, elapsed: float, cfg: TrainConfig, best_iou: float) -> None:
@@ -280,6 +293,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     if cfg.init and not ckpt:
         _init_from(net, cfg.init)
     teacher = _mirror_teacher(cfg.mirror_teacher, net_cfg, device) if cfg.mirror_teacher else None
+    cfg = replace(cfg, schedule_hours=schedule_hours(cfg, ckpt))  # saved with the run: a resume keeps it
     if ckpt:
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
