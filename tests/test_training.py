@@ -308,6 +308,14 @@ def test_train_checkpoints_and_resume(shard_dir, tmp_path):
 
     m = load_embedded(best)
     assert m.meta["data_seed"] == 0
+    # train --export: the run's final weights (last.pt) in the package format; --export-best: best.pt
+    from streamrecon.cli import main
+
+    assert main(["train", "--out", str(out), "--export", str(tmp_path / "final.pt")]) == 0
+    final = load_embedded(tmp_path / "final.pt").net.state_dict()
+    assert all(torch.equal(final[k], ck2["model"][k]) for k in ck2["model"])
+    assert main(["train", "--out", str(out), "--export", str(tmp_path / "b.pt"), "--export-best"]) == 0
+    assert (tmp_path / "b.pt").read_bytes() == best.read_bytes()
     # a budget-only run (no --steps) records its schedule: --hours of this first invocation
     common["out"] = str(tmp_path / "timed")
     train(TrainConfig(hours=0.0003, **common), progress=False)

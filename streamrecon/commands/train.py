@@ -1,5 +1,5 @@
 """``streamrecon train``: train the embedded model on synthetic people (needs the train extra),
-or export a run's best checkpoint into the package format.
+or export a run's final (or best) weights into the package format.
 
     streamrecon train --out runs/emb [--resume] [--hours H] [--seed S] [--data-seed D] ...
     streamrecon train --out runs/emb --generate-only          # only the synthetic shards
@@ -32,7 +32,10 @@ def register(subparsers) -> None:
             p.add_argument(flag, type=typ, default=default, help=f"{docs.get(f.name, '')} (default: {default})")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--generate-only", action="store_true", help="generate the synthetic shards (and validation shard) and exit")
-    p.add_argument("--export", metavar="PATH", help="write the run's best.pt in the package format to PATH and exit")
+    p.add_argument("--export", metavar="PATH", help="write the run's final weights (last.pt: the end of its learning-rate "
+                   "schedule) in the package format to PATH and exit")
+    p.add_argument("--export-best", action="store_true", help="with --export: the run's best.pt (highest validation IoU) "
+                   "instead; that score picks worse meshes than the schedule's end (docs/embedded_model.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -60,16 +63,21 @@ def run(args) -> int:
     from ..training.loop import TrainConfig, train
 
     if args.export:
-        best = Path(args.out) / "best.pt"
-        if not best.is_file():
-            raise UserInputError(f"--export: {best} does not exist (train first)")
-        from ..embedded.model import load_embedded
-
-        load_embedded(best)  # refuses a broken file before it lands in the package
+        src = Path(args.out) / ("best.pt" if args.export_best else "last.pt")
+        if not src.is_file():
+            raise UserInputError(f"--export: {src} does not exist (train first)")
         Path(args.export).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(best, args.export)
-        logging.getLogger(__name__).info("exported %s -> %s", best, args.export)
-        print(f"exported {best} -> {args.export}")
+        if args.export_best:
+            from ..embedded.model import load_embedded
+
+            load_embedded(src)  # refuses a broken file before it lands in the package
+            shutil.copyfile(src, args.export)
+        else:
+            from ..training.export import export_weights
+
+            export_weights([src], args.export)  # the training checkpoint's weights, in the package format
+        logging.getLogger(__name__).info("exported %s -> %s", src, args.export)
+        print(f"exported {src} -> {args.export}")
         return 0
     kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     cfg = TrainConfig(**kw)
