@@ -325,7 +325,7 @@ def test_train_checkpoints_and_resume(shard_dir, tmp_path):
 def test_schedule_follows_the_first_invocations_budget():
     """With neither --steps nor --schedule-hours the cosine runs over --hours of the run's first
     invocation; a resume keeps the run's schedule (0, constant, for runs made before the rule);
-    an explicit --schedule-hours wins, and --steps makes it moot."""
+    an explicit --schedule-hours wins (0: constant), and --steps makes it moot."""
     import json as _json
 
     from streamrecon.training.loop import schedule_hours
@@ -338,6 +338,8 @@ def test_schedule_follows_the_first_invocations_budget():
     assert schedule_hours(TrainConfig(out="x", hours=2.0), ck(0.0)) == 0.0  # an old constant-rate run stays so
     assert schedule_hours(TrainConfig(out="x", hours=2.0), {"config": "{}"}) == 0.0
     assert schedule_hours(TrainConfig(out="x", hours=1.0, schedule_hours=3.0), ck(0.5)) == 3.0
+    assert schedule_hours(TrainConfig(out="x", hours=1.0, schedule_hours=0.0), ck(0.5)) == 0.0  # asked: constant
+    assert schedule_hours(TrainConfig(out="x", hours=1.0, schedule_hours=0.0), None) == 0.0
     assert schedule_hours(TrainConfig(out="x", hours=1.0, steps=10), None) == 0.0
 
 

@@ -74,10 +74,11 @@ class TrainConfig:
     max_yaw_deg: float = 90.0
     """train on views whose yaw is within this many degrees of facing the camera"""
     lr: float = 1e-3
-    """peak learning rate (cosine decay over --steps, else over --schedule-hours, else constant)"""
-    schedule_hours: float = 0.0
+    """peak learning rate (cosine decay over --steps, else over --schedule-hours: by default the --hours budget)"""
+    schedule_hours: float = -1.0
     """length in training hours (summed over resumes) of the cosine learning-rate decay when
-    --steps is 0; 0: --hours of the run's first invocation (a resume keeps the run's schedule)"""
+    --steps is 0; 0: a constant rate; -1: --hours of the run's first invocation (a resume keeps
+    the run's schedule)"""
     threads: int = 1
     """torch CPU threads (the machine is shared)"""
     device: str = "cpu"
@@ -156,14 +157,17 @@ def _bar(total, desc):
 
 
 def schedule_hours(cfg: TrainConfig, ckpt: Optional[dict]) -> float:
-    """Length (training hours) of the cosine decay when ``cfg.steps`` is 0: ``cfg.schedule_hours``
-    when given; else, resuming, the run's own (a run made before this rule has 0 there: constant
-    rate, as it was trained); else ``cfg.hours``, so that a plain ``train --hours H`` ends its
-    budget at the low rate instead of wherever a constant rate left it."""
-    if cfg.steps or cfg.schedule_hours > 0:
+    """Length (training hours; 0: constant rate) of the cosine decay when ``cfg.steps`` is 0:
+    ``cfg.schedule_hours`` when given (>= 0); else (-1), resuming, the run's own (a run made
+    before this rule has 0 there: constant rate, as it was trained); else ``cfg.hours``, so that a
+    plain ``train --hours H`` ends its budget at the low rate instead of wherever a constant rate
+    left it. ``cfg.steps`` set: 0 (the schedule follows the steps)."""
+    if cfg.steps:
+        return 0.0
+    if cfg.schedule_hours >= 0:
         return cfg.schedule_hours
     if ckpt is not None:
-        return float(json.loads(ckpt["config"]).get("schedule_hours", 0.0))
+        return max(0.0, float(json.loads(ckpt["config"]).get("schedule_hours", 0.0)))
     return cfg.hours
 
 
