@@ -343,6 +343,14 @@ def test_schedule_follows_the_first_invocations_budget():
     assert schedule_hours(TrainConfig(out="x", hours=1.0, steps=10), None) == 0.0
 
 
+def test_threads_default_to_every_usable_core():
+    from streamrecon.recon_stage import usable_cores
+    from streamrecon.training.loop import train_threads
+
+    assert train_threads(TrainConfig(out="x")) == usable_cores()
+    assert train_threads(TrainConfig(out="x", threads=1)) == 1
+
+
 def test_train_refuses_ray_points_without_depth_maps(tmp_path):
     root = _plain_shards(tmp_path)
     cfg = TrainConfig(out=str(tmp_path / "run"), data_dir=str(root.parent), generate=False, steps=1, batch=2, points=16,

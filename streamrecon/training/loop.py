@@ -79,8 +79,9 @@ class TrainConfig:
     """length in training hours (summed over resumes) of the cosine learning-rate decay when
     --steps is 0; 0: a constant rate; -1: --hours of the run's first invocation (a resume keeps
     the run's schedule)"""
-    threads: int = 1
-    """torch CPU threads (the machine is shared)"""
+    threads: int = 0
+    """torch CPU threads; 0: every core this process may use (2 threads train 1.8x as fast as 1
+    on a 2-core machine; give 1 to leave a core to other work)"""
     device: str = "cpu"
     """cpu or cuda"""
     ckpt_minutes: float = 5.0
@@ -154,6 +155,13 @@ def _bar(total, desc):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, dynamic_ncols=True)
+
+
+def train_threads(cfg: TrainConfig) -> int:
+    """torch threads for ``cfg``: ``cfg.threads``, or (0) every core this process may use."""
+    from ..recon_stage import usable_cores
+
+    return cfg.threads if cfg.threads > 0 else usable_cores()
 
 
 def schedule_hours(cfg: TrainConfig, ckpt: Optional[dict]) -> float:
@@ -267,7 +275,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         raise UserInputError(f"{out} already holds a run (last.pt): pass --resume to continue it or choose another --out")
     if resume and not last.exists():
         raise UserInputError(f"--resume: no {last} to resume from")
-    torch.set_num_threads(max(1, cfg.threads))
+    torch.set_num_threads(train_threads(cfg))
     device = torch.device(cfg.device)
     ckpt = load_checkpoint(last) if resume else None
     net_cfg = NetConfig.from_json(ckpt["net"]) if ckpt else NetConfig.from_json({**NetConfig().to_json(), **cfg.net})
