@@ -18,6 +18,13 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 
+def mirror_points(points: Any) -> Any:
+    """``points`` [..., 3] (crop frame) seen in the mirrored crop: x -> -x (a new tensor)."""
+    q = points.clone()
+    q[..., 0] = -q[..., 0]
+    return q
+
+
 def mirror_rect(rect, width: int) -> Tuple[float, float, float, float]:
     """``rect`` (x, y, w, h) in a frame of ``width`` pixels, in the left-right mirrored frame."""
     x, y, w, h = (float(v) for v in rect)
@@ -55,6 +62,4 @@ class MirrorAveraged:
 
     def query(self, features: Any, points: Any) -> Any:
         direct, mirrored = features
-        q = points.clone()
-        q[:, 0] = -q[:, 0]
-        return 0.5 * (self.base.query(direct, points) + self.base.query(mirrored, q))
+        return 0.5 * (self.base.query(direct, points) + self.base.query(mirrored, mirror_points(points)))

@@ -207,7 +207,9 @@ def mirror_averaged_probs(teacher, image, points):
     ``MirrorAveraged`` answers at inference, here for a batch. No gradients."""
     import torch
 
-    mirrored = torch.cat([-points[..., :1], points[..., 1:]], -1)
+    from ..mirror_average import mirror_points
+
+    mirrored = mirror_points(points)
     with torch.no_grad():  # both views in one pass of twice the batch (eval mode: items do not mix)
         direct, flipped = torch.sigmoid(teacher(torch.cat([image, image.flip(-1)]), torch.cat([points, mirrored]))).chunk(2)
     return 0.5 * (direct + flipped)
