@@ -12,6 +12,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = ROOT / "tests" / "fuzz"
 
+# Linux keeps a process's peak RSS across exec, so a harness started straight from this (often
+# multi-GB) pytest process would report pytest's peak and trip -rss_limit_mb at once. A small
+# launcher process forks the harness instead: the grandchild's peak is its own.
+LAUNCH = [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"]
+
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("atheris") is None,
                                 reason="atheris is not installed (pip install atheris==3.0.0)")
 
@@ -23,7 +28,7 @@ def test_fuzz_harness_runs_clean(tmp_path, harness, runs):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert len(list(corpus.iterdir())) >= 3
-    r = subprocess.run([sys.executable, str(FUZZ / harness), f"-runs={runs}", "-max_total_time=20", "-rss_limit_mb=1024",
+    r = subprocess.run(LAUNCH + [sys.executable, str(FUZZ / harness), f"-runs={runs}", "-max_total_time=20", "-rss_limit_mb=1024",
                         f"-artifact_prefix={tmp_path}/", "-print_final_stats=1", str(corpus)],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     tail = "\n".join(ln for ln in r.stderr.splitlines() if not ln.startswith(("[", "INFO: Instrumenting")))[-3000:]
