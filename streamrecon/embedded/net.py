@@ -99,6 +99,30 @@ class Encoder(nn.Module):
         return self.head(x)
 
 
+def sample_bilinear_rows(feat: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """``F.grid_sample(feat, xy[:, :, None], "bilinear", "zeros", align_corners=True)[..., 0]``
+    ([B, C, H, W], [B, N, 2] -> [B, C, N]) computed as a weighted sum of 4 feature rows per point
+    (``F.embedding_bag`` over the map in channels-last order). Same values; its backward adds
+    each point's gradient to 4 contiguous rows of C floats instead of scattering C strided
+    values, which makes the training step's sampling backward ~1.8x faster on a CPU."""
+    b, c, h, w = feat.shape
+    n = xy.shape[1]
+    ix = (xy[..., 0] + 1) * (0.5 * (w - 1))
+    iy = (xy[..., 1] + 1) * (0.5 * (h - 1))
+    x0f, y0f = torch.floor(ix), torch.floor(iy)
+    fx, fy = ix - x0f, iy - y0f
+    x0, y0 = x0f.long(), y0f.long()
+    xs = torch.stack([x0, x0 + 1, x0, x0 + 1], -1)  # [B, N, 4] corners
+    ys = torch.stack([y0, y0, y0 + 1, y0 + 1], -1)
+    wts = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], -1)
+    inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)  # zeros padding: outside corners weigh 0
+    rows = ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1) + (torch.arange(b, device=feat.device) * (h * w))[:, None, None]
+    table = feat.permute(0, 2, 3, 1).reshape(b * h * w, c)
+    out = F.embedding_bag(rows.reshape(-1, 4), table, per_sample_weights=(wts * inside).reshape(-1, 4).to(table.dtype),
+                          mode="sum")
+    return out.reshape(b, n, c).transpose(1, 2)
+
+
 class PointDecoder(nn.Module):
     """Pixel-aligned MLP: [feature(x, -y), mask(x, -y), z encoding] -> occupancy logit.
 
@@ -156,7 +180,10 @@ class PointDecoder(nn.Module):
 
     def forward(self, feat: torch.Tensor, mask: torch.Tensor, points: torch.Tensor, exact_z: bool = False) -> torch.Tensor:
         grid = torch.stack([points[..., 0], -points[..., 1]], -1)[:, :, None, :]  # [B, N, 1, 2]
-        f = F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0]
+        if feat.requires_grad and torch.is_grad_enabled():  # training: the same numbers, a cheaper backward
+            f = sample_bilinear_rows(feat, grid[:, :, 0, :])
+        else:
+            f = F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0]
         m = F.grid_sample(mask, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0]
         z = points[..., 2]
         zt = self.z_term_exact(z) if (exact_z or self.training) else self.z_term_table(z)
