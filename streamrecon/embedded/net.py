@@ -186,8 +186,12 @@ class PointDecoder(nn.Module):
             f = F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0]
         m = F.grid_sample(mask, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0]
         z = points[..., 2]
-        zt = self.z_term_exact(z) if (exact_z or self.training) else self.z_term_table(z)
-        h = f + zt + self.mask_w[None, :, None] * m  # [B, feat, N]
+        if exact_z or self.training:  # depth and mask terms in one product: fewer passes over [B, feat, N]
+            enc = torch.cat([self.z_encoding(z[..., None]), m.transpose(1, 2)], -1)  # [B, N, 1 + 2 z_freqs + 1]
+            w = torch.cat([self.z_lin.weight, self.mask_w[:, None]], 1)
+            h = f + torch.addmm(self.z_lin.bias, enc.reshape(-1, enc.shape[-1]), w.t()).reshape(*enc.shape[:2], -1).transpose(1, 2)
+        else:
+            h = f + self.z_term_table(z) + self.mask_w[None, :, None] * m  # [B, feat, N]
         for lin in self.layers:
             h = torch.matmul(lin.weight, F.leaky_relu(h, 0.1)) + lin.bias[None, :, None]
         return h[:, 0, :]
