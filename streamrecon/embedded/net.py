@@ -104,7 +104,8 @@ def sample_bilinear_rows(feat: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     transposed ([B, C, H, W], [B, N, 2] -> [B, N, C]), computed as a weighted sum of 4 feature rows per point
     (``F.embedding_bag`` over the map in channels-last order). Same values; its backward adds
     each point's gradient to 4 contiguous rows of C floats instead of scattering C strided
-    values, which makes the training step's sampling backward ~1.8x faster on a CPU."""
+    values, which makes the training step's sampling backward several times faster on a CPU.
+    No gradient flows to ``xy`` (training points are data)."""
     b, c, h, w = feat.shape
     n = xy.shape[1]
     ix = (xy[..., 0] + 1) * (0.5 * (w - 1))
@@ -118,9 +119,28 @@ def sample_bilinear_rows(feat: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)  # zeros padding: outside corners weigh 0
     rows = ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1) + (torch.arange(b, device=feat.device) * (h * w))[:, None, None]
     table = feat.permute(0, 2, 3, 1).reshape(b * h * w, c)
-    out = F.embedding_bag(rows.reshape(-1, 4), table, per_sample_weights=(wts * inside).reshape(-1, 4).to(table.dtype),
-                          mode="sum")
+    out = _WeightedRows.apply(table, rows.reshape(-1, 4), (wts * inside).reshape(-1, 4).to(table.dtype).detach())
     return out.reshape(b, n, c)
+
+
+class _WeightedRows(torch.autograd.Function):
+    """out[p] = sum_k weight[p, k] * table[index[p, k]]; the gradient flows to ``table`` only
+    (the sampling positions are data), added with one ``index_add_`` per corner: about half the
+    time of ``embedding_bag``'s own backward, which sorts the indices first."""
+
+    @staticmethod
+    def forward(ctx, table, index, weight):
+        ctx.save_for_backward(index, weight)
+        ctx.rows = table.shape[0]
+        return F.embedding_bag(index, table, per_sample_weights=weight, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        index, weight = ctx.saved_tensors
+        grad = grad_out.new_zeros(ctx.rows, grad_out.shape[1])
+        for k in range(index.shape[1]):
+            grad.index_add_(0, index[:, k], grad_out * weight[:, k:k + 1])
+        return grad, None, None
 
 
 class PointDecoder(nn.Module):
