@@ -90,9 +90,20 @@ def test_training_sampler_matches_grid_sample_values_and_gradients():
     assert g_ref.abs().sum() > 0
 
 
-def test_train_mode_query_equals_eval_mode_with_exact_depth(tiny):
+def _tiny_depth_prior():
+    torch.manual_seed(0)
+    net = EmbeddedNet(NetConfig(**{**TINY.to_json(), "widths": TINY.widths, "mlp": TINY.mlp, "depth_prior": True}))
+    for p in net.parameters():
+        p.data.normal_(0, 0.3)
+    return net.eval()
+
+
+@pytest.mark.parametrize("depth_prior", [False, True])
+def test_train_mode_query_equals_eval_mode_with_exact_depth(tiny, depth_prior):
     """Training samples features with its own sampler and eval mode with grid_sample: one network
-    answers the same either way (exact depth term in both)."""
+    answers the same either way (exact depth term in both), with or without the depth prior."""
+    if depth_prior:
+        tiny = _tiny_depth_prior()
     img = torch.from_numpy(_blob())[None, None]
     pts = torch.rand(1, 300, 3) * 2 - 1
     tiny.train()
@@ -103,6 +114,33 @@ def test_train_mode_query_equals_eval_mode_with_exact_depth(tiny):
         b = tiny.query(tiny.encode(img), pts, exact_z=True)
     assert a.requires_grad
     assert torch.allclose(a.detach(), b, atol=1e-5)
+
+
+def test_depth_prior_adds_the_interval_between_the_predicted_surfaces():
+    """With the MLP's answer taken away (last layer zero), a depth-prior net's logit is
+    k m min(z - front, back - z): positive between its two predicted depth maps, negative before
+    and behind them, zero off the mask; ``surface_depths`` reads the same two maps."""
+    net = _tiny_depth_prior()
+    with torch.no_grad():
+        net.decoder.layers[-1].weight.zero_()
+        net.decoder.layers[-1].bias.zero_()
+    img = torch.from_numpy(_blob())[None, None]
+    xy = torch.rand(1, 200, 2) * 2 - 1
+    feat, mask = net.encode(img)
+    with torch.no_grad():
+        fb = net.decoder.surface_depths(feat, xy)  # [1, 200, 2]
+        z = (torch.rand(1, 200) * 2 - 1)
+        for exact in (False, True):
+            got = net.query((feat, mask), torch.cat([xy, z[..., None]], -1), exact_z=exact)
+            m = torch.nn.functional.grid_sample(mask, torch.stack([xy[..., 0], -xy[..., 1]], -1)[:, :, None],
+                                                align_corners=True)[0, 0, :, 0]
+            want = net.decoder.log_prior_scale.exp() * m * torch.minimum(z - fb[..., 0], fb[..., 1] - z)
+            assert torch.allclose(got, want, atol=1e-5)
+    on = m > 0.99
+    assert on.any() and (~on).any()
+    assert torch.all(got[0, m == 0] == 0)
+    with pytest.raises(ValueError, match="depth prior"):
+        EmbeddedNet(TINY).decoder.surface_depths(feat, xy)
 
 
 def test_save_load_round_trip_weights_only(tmp_path, tiny):

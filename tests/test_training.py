@@ -457,6 +457,62 @@ def test_shading_channel_follows_the_mask_and_the_mirror(tmp_path):
         ShardDataset(_plain_shards(tmp_path)).batch(torch.Generator(), 2, 16, 4, 32, shading=True)
 
 
+def test_depth_targets_are_the_depth_maps_at_their_pixels_and_follow_the_mirror(tmp_path):
+    ds = ShardDataset(_depth_shards(tmp_path), exclude=("shard_val.npz",))
+    items = torch.arange(4)
+    kw = dict(mask_noise=0, free=0, items=items, depth_pixels=50)
+    plain = ds.batch(torch.Generator().manual_seed(0), 4, 32, 8, 32, flip=False, **kw)
+    assert plain.depth_xy.shape == (4, 50, 2) and plain.depth_z.shape == (4, 50, 2) and plain.cm.shape == (4,)
+    cols = torch.round((plain.depth_xy[..., 0] + 1) * 31 / 2).long()
+    rows = torch.round((1 - plain.depth_xy[..., 1]) * 31 / 2).long()
+    for i in range(4):
+        assert torch.all(ds.masks[i][rows[i], cols[i]])  # on-person pixels only
+        want = ds.depths[i][:, rows[i], cols[i]].T.float()
+        ok = plain.depth_ok[i] > 0
+        assert ok.float().mean() > 0.9 and torch.equal(plain.depth_z[i][ok], want[ok])
+        assert torch.all(want[ok][:, 1] > want[ok][:, 0])  # front before back
+    flipped = ds.batch(torch.Generator().manual_seed(0), 4, 32, 8, 32, flip=True, **kw)
+    mirrored = flipped.points[:, :1, 0] == -plain.points[:, :1, 0]  # [4, 1]: the items the batch mirrored
+    assert mirrored.any() and not mirrored.all()
+    sx = torch.where(mirrored, -1.0, 1.0)
+    assert torch.equal(flipped.depth_xy[..., 0], plain.depth_xy[..., 0] * sx)
+    assert torch.equal(flipped.depth_z, plain.depth_z)  # mirroring keeps every depth
+    assert ds.batch(torch.Generator(), 2, 16, 4, 32).depth_xy is None
+    with pytest.raises(ValueError, match="depth maps"):
+        ShardDataset(_plain_shards(tmp_path)).batch(torch.Generator(), 2, 16, 4, 32, depth_pixels=8)
+
+
+def test_depth_prior_net_learns_the_depth_maps_and_trains_end_to_end(tmp_path):
+    from streamrecon.embedded.model import load_embedded
+
+    root = _depth_shards(tmp_path)
+    ds = ShardDataset(root, exclude=("shard_val.npz",))
+    net_cfg = {**TINY.to_json(), "depth_prior": True}
+    torch.manual_seed(0)
+    net = EmbeddedNet(NetConfig.from_json(net_cfg))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    cfg = TrainConfig(out="unused", sil_depths=8, depth_pixels=64)
+    batch = ds.batch(torch.Generator().manual_seed(1), 4, 128, 16, 32, mask_noise=0, depth_pixels=64)
+    first = float(step_fn(net, opt, batch, cfg, torch.Generator().manual_seed(2))["depth_cm"])
+    for _ in range(40):
+        last = float(step_fn(net, opt, batch, cfg, torch.Generator().manual_seed(2))["depth_cm"])
+    assert last < 0.5 * first
+    common = dict(data_dir=str(root.parent), generate=False, batch=2, points=32, sil_rays=8, sil_depths=4,
+                  val_every=1, threads=1, depth_pixels=16)
+    best = train(TrainConfig(out=str(tmp_path / "run"), steps=2, net=net_cfg, **common), progress=False)
+    model = load_embedded(best)
+    assert model.cfg.depth_prior
+    rec = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert rec["depth_cm"] > 0
+    plain = _plain_shards(tmp_path)
+    write_shard(plain / "shard_val.npz", [ellipsoid_subject(np.random.default_rng(2))], [100], SynthConfig(res=32, views=2))
+    with pytest.raises(UserInputError, match="--net depth_prior"):
+        train(TrainConfig(out=str(tmp_path / "run2"), steps=1, net=net_cfg, **{**common, "data_dir": str(plain.parent)}),
+              progress=False)
+    with pytest.raises(UserInputError, match="--depth-pixels"):
+        TrainConfig(out="x", depth_pixels=0)
+
+
 def test_train_init_widens_shipped_style_weights_for_shading(tmp_path):
     from streamrecon.embedded.model import load_embedded, save_embedded
     from streamrecon.embedded.net import widen_inputs

@@ -44,6 +44,13 @@ class NetConfig:
     """widths of the point MLP's further hidden layers"""
     z_freqs: int = 6
     """sin/cos frequencies of the depth encoding (besides z itself)"""
+    depth_prior: bool = False
+    """two more encoder outputs: the crop z of the body's front and back surface at each pixel
+    (trained on the renders' depth maps). The decoder reads the point's signed distances to both
+    in its first layer and adds ``k m min(z - front, back - z)`` to its logit (``m``: the mask at
+    the point, ``k`` learned): the occupancy starts as the interval between the two depth maps
+    and the MLP corrects it, so the back is there after few steps instead of being carved out
+    of the volume point by point"""
 
     @property
     def in_channels(self) -> int:
@@ -61,6 +68,10 @@ class NetConfig:
         if unknown:
             raise ValueError(f"NetConfig: unknown fields {sorted(unknown)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+DEPTH_INIT = 0.05  # crop units (~5 cm): the depth maps' initial half-thickness
+PRIOR_SCALE_INIT = 10.0  # logit per crop unit inside the interval (~0.1 per cm): the MLP leads until the depth maps are learned
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -85,7 +96,11 @@ class Encoder(nn.Module):
             ups.append(_block(c + w[i], w[i], 1))
             c = w[i]
         self.up = nn.ModuleList(ups)
-        self.head = nn.Conv2d(c, cfg.feat, 1)
+        self.head = nn.Conv2d(c, cfg.feat + (2 if cfg.depth_prior else 0), 1)
+        if cfg.depth_prior:  # the depth maps start flat: front just before z = 0, back just after
+            with torch.no_grad():
+                self.head.weight[cfg.feat:].mul_(0.1)
+                self.head.bias[cfg.feat:] = torch.tensor([-DEPTH_INIT, DEPTH_INIT])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -159,7 +174,12 @@ class PointDecoder(nn.Module):
     def __init__(self, cfg: NetConfig):
         super().__init__()
         self.z_freqs = cfg.z_freqs
+        self.feat = cfg.feat
+        self.depth_prior = cfg.depth_prior
         self.mask_w = nn.Parameter(torch.zeros(cfg.feat))
+        if cfg.depth_prior:  # first-layer weights of (z - front, back - z), and log k
+            self.depth_w = nn.Parameter(torch.zeros(cfg.feat, 2))
+            self.log_prior_scale = nn.Parameter(torch.tensor(math.log(PRIOR_SCALE_INIT)))
         self.z_lin = nn.Linear(1 + 2 * cfg.z_freqs, cfg.feat)
         nn.init.normal_(self.mask_w, std=0.5)
         layers = []
@@ -206,21 +226,43 @@ class PointDecoder(nn.Module):
             return self._forward_for_training(feat, m, xy, z)
         f = F.grid_sample(feat, xy[:, :, None], mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0]
         zt = self.z_term_exact(z) if (exact_z or self.training) else self.z_term_table(z)
+        prior = None
+        if self.depth_prior:
+            gaps = torch.stack([z - f[:, self.feat], f[:, self.feat + 1] - z], 1)  # [B, 2, N]
+            f = f[:, :self.feat] + torch.matmul(self.depth_w, gaps)
+            prior = self.log_prior_scale.exp() * m[:, 0] * torch.minimum(gaps[:, 0], gaps[:, 1])
         h = f + zt + self.mask_w[None, :, None] * m  # [B, feat, N]
         for lin in self.layers:
             h = torch.matmul(lin.weight, F.leaky_relu(h, 0.1)) + lin.bias[None, :, None]
-        return h[:, 0, :]
+        return h[:, 0, :] if prior is None else h[:, 0, :] + prior
 
     def _forward_for_training(self, feat: torch.Tensor, m: torch.Tensor, xy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The same function with a cheaper backward (the training step's path, exact depth
         term): points-major [B, N, C] throughout, so no layer transposes; features sampled as
         rows (``sample_bilinear_rows``); the depth and mask terms in one product."""
-        enc = torch.cat([self.z_encoding(z[..., None]), m.transpose(1, 2)], -1)  # [B, N, 1 + 2 z_freqs + 1]
-        w = torch.cat([self.z_lin.weight, self.mask_w[:, None]], 1)
-        h = sample_bilinear_rows(feat, xy) + F.linear(enc, w, self.z_lin.bias)  # [B, N, feat]
+        m = m.transpose(1, 2)  # [B, N, 1]
+        f = sample_bilinear_rows(feat, xy)  # [B, N, feat (+ 2)]
+        parts = [self.z_encoding(z[..., None]), m]
+        ws = [self.z_lin.weight, self.mask_w[:, None]]
+        prior = None
+        if self.depth_prior:
+            gaps = torch.stack([z - f[..., self.feat], f[..., self.feat + 1] - z], -1)  # [B, N, 2]
+            f = f[..., :self.feat]
+            parts.append(gaps)
+            ws.append(self.depth_w)
+            prior = self.log_prior_scale.exp() * m[..., 0] * torch.minimum(gaps[..., 0], gaps[..., 1])
+        h = f + F.linear(torch.cat(parts, -1), torch.cat(ws, 1), self.z_lin.bias)  # [B, N, feat]
         for lin in self.layers:
             h = F.linear(F.leaky_relu(h, 0.1), lin.weight, lin.bias)
-        return h[..., 0]
+        return h[..., 0] if prior is None else h[..., 0] + prior
+
+    def surface_depths(self, feat: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] encoder output, [B, Q, 2] crop (x, y) -> [B, Q, 2] the predicted crop z
+        of the front and back surface there (``depth_prior`` nets)."""
+        if not self.depth_prior:
+            raise ValueError("surface_depths: this net has no depth prior (NetConfig.depth_prior)")
+        rows = torch.stack([xy[..., 0], -xy[..., 1]], -1)
+        return sample_bilinear_rows(feat[:, self.feat:], rows)
 
 
 class EmbeddedNet(nn.Module):

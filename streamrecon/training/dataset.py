@@ -14,7 +14,7 @@ are nearly the same picture, and a model shown both learns their blurred average
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -48,9 +48,18 @@ class Batch:
     rays: torch.Tensor
     ray_mask: torch.Tensor
     zrange: torch.Tensor
+    depth_xy: Optional[torch.Tensor] = None
+    """[B, Q, 2] crop (x, y) of on-person pixels with depth targets (``depth_pixels`` > 0)"""
+    depth_z: Optional[torch.Tensor] = None
+    """[B, Q, 2] the crop z of the front and back surface there"""
+    depth_ok: Optional[torch.Tensor] = None
+    """[B, Q] float: 1 where the depth maps hold both surfaces"""
+    cm: Optional[torch.Tensor] = None
+    """[B] one centimetre in crop units (the camera's scale)"""
 
     def to(self, device) -> "Batch":
-        return Batch(*(getattr(self, k).to(device) for k in ("image", "points", "labels", "rays", "ray_mask", "zrange")))
+        return Batch(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).to(device))
+                        for f in fields(self)})
 
 
 def read_shard(path: Path) -> Dict[str, np.ndarray]:
@@ -157,7 +166,8 @@ class ShardDataset:
 
     def batch(self, gen: torch.Generator, batch: int, n_points: int, n_rays: int, in_res: int,
               mask_noise: float = 0.3, items: Optional[torch.Tensor] = None, flip: bool = True,
-              free: float = 0.125, uniform: float = 0.0, ray_points: int = 0, shading: bool = False) -> Batch:
+              free: float = 0.125, uniform: float = 0.0, ray_points: int = 0, shading: bool = False,
+              depth_pixels: int = 0) -> Batch:
         """A random batch (``items``: indices of items, i.e. kept views, to use instead of random).
         ``flip``: mirror half the items left-right (mask columns and point x): a mirrored person
         is a person, which doubles the bodies seen. ``free``: share of extra points drawn in the
@@ -171,7 +181,10 @@ class ShardDataset:
         denser near it: exact labels) and one point just inside each of the two (within
         min(2 cm, half the ray's span): inside but for a rim thinner than that). ``shading``: a
         second image channel, the view's front depth map shaded under a random light
-        (``embedded.shading.random_shading``; shards with ``depths``)."""
+        (``embedded.shading.random_shading``; shards with ``depths``). ``depth_pixels``: that many
+        random on-person pixels per view with the crop z of the front and back surface there
+        (``depth_xy``, ``depth_z``, ``depth_ok``: targets of a ``depth_prior`` net; shards with
+        ``depths``)."""
         dev = self.device
         res = self.masks.shape[-1]
         if items is None:
@@ -236,6 +249,16 @@ class ShardDataset:
             xy = pixel_xy(pix)[:, :, None, :].expand(-1, -1, 4, -1)
             pts = torch.cat([pts, torch.cat([xy, z[..., None]], -1).reshape(len(items), -1, 3)], 1)
             lab = torch.cat([lab, lab_r.reshape(len(items), -1)], 1)
+        depth_xy = depth_z = depth_ok = None
+        if depth_pixels > 0:
+            if self.depths is None:
+                raise ValueError("depth_pixels needs shards with depth maps (regenerate them: synth depths=True)")
+            pix = on_pixels(depth_pixels)
+            dm = self.depths[items].reshape(len(items), 2, -1).float()
+            depth_z = torch.stack([torch.gather(dm[:, 0], 1, pix), torch.gather(dm[:, 1], 1, pix)], -1)
+            ok = torch.isfinite(depth_z).all(-1) & (depth_z[..., 1] > depth_z[..., 0])
+            depth_z = torch.where(ok[..., None], depth_z, torch.zeros_like(depth_z))
+            depth_ok, depth_xy = ok.float(), pixel_xy(pix)
         # Silhouette rays: half on the person, half anywhere.
         half = n_rays // 2
         on_pix = on_pixels(half)
@@ -265,7 +288,10 @@ class ShardDataset:
             sx = 1.0 - 2.0 * f.float()  # -1 where flipped
             pts = torch.cat([pts[..., :1] * sx[:, None, None], pts[..., 1:]], -1)
             rays = torch.cat([rays[..., :1] * sx[:, None, None], rays[..., 1:]], -1)
-        return Batch(img, pts, lab, rays, ray_mask, zrange)
+            if depth_xy is not None:
+                depth_xy = torch.cat([depth_xy[..., :1] * sx[:, None, None], depth_xy[..., 1:]], -1)
+        return Batch(img, pts, lab, rays, ray_mask, zrange, depth_xy, depth_z, depth_ok,
+                     0.01 * cam[:, 0, :3].norm(dim=-1))
 
 
 def view_yaw(cams: torch.Tensor) -> torch.Tensor:

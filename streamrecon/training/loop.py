@@ -68,6 +68,11 @@ class TrainConfig:
     ray_points: int = 0
     """extra labelled points per view along the rays of on-person pixels, from the shards' depth
     maps (4 per ray: just outside and just inside the front and the back surface)"""
+    depth_pixels: int = 1024
+    """on-person pixels per view whose front and back depth a ``depth_prior`` net (--net
+    '{"depth_prior": true}') learns from the depth maps (ignored by other nets)"""
+    depth_weight: float = 0.2
+    """weight of that depth loss (L1 in cm, mean over the pixels)"""
     mask_noise: float = 0.3
     """share of input masks dilated or eroded by one pixel (half each): real segmentations are
     never exact, but the network answers the doubt at the outline by thinning the rim a little"""
@@ -114,6 +119,8 @@ class TrainConfig:
         if self.teacher_weight != TEACHER_WEIGHT_DEFAULT and not self.mirror_teacher:
             raise UserInputError(f"--teacher-weight {self.teacher_weight:g} has no teacher to weigh: give the teacher's "
                                  "weights with --mirror-teacher PATH (e.g. the shipped default.pt), or drop --teacher-weight")
+        if self.depth_pixels < 1 or self.depth_weight < 0:
+            raise UserInputError(f"--depth-pixels must be >= 1 and --depth-weight >= 0 (got {self.depth_pixels}, {self.depth_weight:g})")
         if self.sil_range not in SIL_RANGES:
             raise UserInputError(f"--sil-range: expected one of {', '.join(SIL_RANGES)}, got {self.sil_range!r}")
 
@@ -218,7 +225,7 @@ def mirror_averaged_probs(teacher, image, points):
 def step_fn(net, opt, batch, cfg: TrainConfig, gen=None, teacher=None) -> dict:
     """One optimisation step on ``batch`` (a ``dataset.Batch`` on the model's device);
     ``teacher``: the --mirror-teacher network (eval mode), or None."""
-    from .losses import occupancy_loss, ray_points, silhouette_loss
+    from .losses import depth_loss, occupancy_loss, ray_points, silhouette_loss
 
     net.train()
     feats = net.encode(batch.image)
@@ -238,6 +245,10 @@ def step_fn(net, opt, batch, cfg: TrainConfig, gen=None, teacher=None) -> dict:
         l_occ = (1 - cfg.teacher_weight) * l_occ + cfg.teacher_weight * l_teach
         out["teach"] = l_teach.detach()
     loss = l_occ + cfg.sil_weight * l_sil
+    if batch.depth_xy is not None:
+        l_depth = depth_loss(net.decoder.surface_depths(feats[0], batch.depth_xy), batch.depth_z, batch.depth_ok, batch.cm)
+        loss = loss + cfg.depth_weight * l_depth
+        out["depth_cm"] = l_depth.detach()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -287,7 +298,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         if data.views_read:
             raise UserInputError(f"{seed_dir}: {data.views_read} views read, none within --max-yaw-deg {cfg.max_yaw_deg:g}: raise it")
         raise UserInputError(f"no training shards in {seed_dir}: run without --no-generate first")
-    for what, wanted in (("--ray-points", cfg.ray_points > 0), ("--net shading", net_cfg.shading)):
+    for what, wanted in (("--ray-points", cfg.ray_points > 0), ("--net shading", net_cfg.shading),
+                         ("--net depth_prior", net_cfg.depth_prior)):
         if wanted and not data.has_depths:
             raise UserInputError(f"{what}: the shards in {seed_dir} have no depth maps (made before they were "
                                  "rendered): generate new ones into another --data-dir, or leave it out")
@@ -339,7 +351,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 for gparam in opt.param_groups:
                     gparam["lr"] = lr
             batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free, uniform=cfg.uniform,
-                               ray_points=cfg.ray_points, shading=net_cfg.shading, mask_noise=cfg.mask_noise)
+                               ray_points=cfg.ray_points, shading=net_cfg.shading, mask_noise=cfg.mask_noise,
+                               depth_pixels=cfg.depth_pixels if net_cfg.depth_prior else 0)
             stats = step_fn(net, opt, batch, cfg, gen, teacher)
             step += 1
             if bar is not None:

@@ -35,3 +35,10 @@ def silhouette_loss(ray_logits: torch.Tensor, ray_mask: torch.Tensor, depths: in
     b = ray_logits.shape[0]
     m = ray_logits.reshape(b, -1, depths).amax(-1)
     return F.binary_cross_entropy_with_logits(m, ray_mask)
+
+
+def depth_loss(pred: torch.Tensor, target: torch.Tensor, ok: torch.Tensor, cm: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance in cm between predicted and true front/back depths ``pred``/``target``
+    [B, Q, 2] (crop units) over the pixels where ``ok`` [B, Q]; ``cm`` [B]: one cm in crop units."""
+    err = (pred - target).abs().sum(-1) / cm[:, None]  # [B, Q]: front + back
+    return 0.5 * (err * ok).sum() / ok.sum().clamp(min=1)
