@@ -117,13 +117,22 @@ def test_stop_is_bounded_when_a_stage_hangs():
 
 
 def test_ctrl_c_stops_within_two_seconds():
+    """A KeyboardInterrupt on the main thread ends the session within 2 s. The test owns SIGINT's
+    handler while it runs: started as a background job (``.ci/run &``), a process inherits SIGINT
+    ignored, and then ``_thread.interrupt_main`` does nothing at all: that hung this test once."""
+    import signal
+
     src = SyntheticSource(frames=None, size=(32, 32), fps=100, live=True)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, _thread.interrupt_main)
-    timer.start()
-    t0 = time.monotonic()
-    res = run_session(src, sphere_stage(delay_s=0.01), PipelineConfig())
-    elapsed = time.monotonic() - t0
-    timer.join()
+    try:
+        timer.start()
+        t0 = time.monotonic()
+        res = run_session(src, sphere_stage(delay_s=0.01), PipelineConfig())
+        elapsed = time.monotonic() - t0
+        timer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert res.interrupted and res.summary["frames_done"] > 0
     assert elapsed < 0.3 + 2.0
 
@@ -156,17 +165,22 @@ def test_graceful_ctrl_c_returns_within_two_seconds_while_a_frame_is_mid_reconst
             release.wait(3)
         return fast(frame)
 
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job inherits SIG_IGN
     timer = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGINT))
-    timer.start()
-    t0 = time.monotonic()
-    res = run_session(SyntheticSource(frames=None, size=(32, 32), fps=50, live=True), slow_after_two,
-                      PipelineConfig(), graceful_sigint=True)
-    elapsed = time.monotonic() - t0
-    timer.join()
+    try:
+        timer.start()
+        t0 = time.monotonic()
+        res = run_session(SyntheticSource(frames=None, size=(32, 32), fps=50, live=True), slow_after_two,
+                          PipelineConfig(), graceful_sigint=True)
+        elapsed = time.monotonic() - t0
+        timer.join()
+        restored = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        release.set()
     assert res.interrupted and res.summary["frames_done"] == 2
     assert elapsed < 0.5 + 2.0
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
-    release.set()
+    assert restored is signal.default_int_handler  # the session put back the handler it found
 
 
 def _split_sphere_stage():
