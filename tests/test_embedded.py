@@ -324,6 +324,24 @@ def test_compiled_encoder_matches_eager(backend, tmp_path):
     assert len(EngineCache(tmp_path).entries()) == 1
 
 
+def test_compiled_encoder_of_a_depth_prior_net_matches_eager(tmp_path):
+    """The depth prior's two extra encoder outputs go through the compiled encoder like the
+    features do, and the occupancy through it matches eager's."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    from streamrecon.backends import BackendConfig
+
+    path = em.save_embedded(tmp_path / "prior.pt", _tiny_depth_prior())
+    eager, fast = em.load_embedded(path), em.load_embedded(path)
+    fast.compile(BackendConfig(backend="onnxruntime", cache_dir=str(tmp_path / "engines")))
+    assert fast.backend == "onnxruntime" and fast.cfg.depth_prior
+    fe, ff = eager.encode_crop(_blob()), fast.encode_crop(_blob())
+    assert fe.feat.shape[1] == TINY.feat + 2
+    assert torch.allclose(fe.feat, ff.feat, atol=5e-4, rtol=1e-4)
+    pts = torch.rand(2000, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    pe, pf = eager.query(fe, pts), fast.query(ff, pts)
+    assert torch.allclose(pe, pf, atol=2e-4) and float(pe.std()) > 0.01
+
+
 def test_engines_build_for_the_embedded_model_then_reuse(tmp_path, capsys):
     pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
     from streamrecon.cli import main

@@ -513,6 +513,20 @@ def test_depth_prior_net_learns_the_depth_maps_and_trains_end_to_end(tmp_path):
         TrainConfig(out="x", depth_pixels=0)
 
 
+def test_a_new_run_has_the_depth_prior_unless_told_or_started_from_weights_without_it(tmp_path):
+    from streamrecon.embedded.model import save_embedded
+    from streamrecon.training.loop import train_net_config
+
+    assert train_net_config(TrainConfig(out="x")).depth_prior
+    assert not train_net_config(TrainConfig(out="x", net={"depth_prior": False})).depth_prior
+    plain = save_embedded(tmp_path / "plain.pt", EmbeddedNet(TINY))
+    assert not train_net_config(TrainConfig(out="x", init=str(plain))).depth_prior  # e.g. the shipped weights
+    prior = save_embedded(tmp_path / "prior.pt", EmbeddedNet(NetConfig.from_json({**TINY.to_json(), "depth_prior": True})))
+    got = train_net_config(TrainConfig(out="x", init=str(prior), net=TINY.to_json()))
+    assert not got.depth_prior  # --net wins
+    assert train_net_config(TrainConfig(out="x", init=str(prior))).depth_prior
+
+
 def test_train_init_widens_shipped_style_weights_for_shading(tmp_path):
     from streamrecon.embedded.model import load_embedded, save_embedded
     from streamrecon.embedded.net import widen_inputs

@@ -98,7 +98,8 @@ class TrainConfig:
     data_dir: Optional[str] = None
     """shard directory (default <cache>/data)"""
     net: dict = field(default_factory=dict)
-    """NetConfig overrides (JSON), e.g. '{"shading": true}'"""
+    """NetConfig overrides (JSON), e.g. '{"shading": true}'; a run from scratch has the depth
+    prior ('{"depth_prior": false}' to train without it), one from --init the init's architecture"""
     init: Optional[str] = None
     """start a new run from these embedded-format weights (e.g. the shipped default.pt) with a
     fresh optimizer; input channels the weights lack (--net '{"shading": true}') start at zero"""
@@ -291,7 +292,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     torch.set_num_threads(train_threads(cfg))
     device = torch.device(cfg.device)
     ckpt = load_checkpoint(last) if resume else None
-    net_cfg = NetConfig.from_json(ckpt["net"]) if ckpt else NetConfig.from_json({**NetConfig().to_json(), **cfg.net})
+    net_cfg = NetConfig.from_json(ckpt["net"]) if ckpt else train_net_config(cfg)
     seed_dir = ensure_data(cfg, progress)
     data = ShardDataset(seed_dir, exclude=(VAL_SHARD,), device=device, max_yaw_deg=cfg.max_yaw_deg)
     if len(data) == 0:
@@ -301,8 +302,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     for what, wanted in (("--ray-points", cfg.ray_points > 0), ("--net shading", net_cfg.shading),
                          ("--net depth_prior", net_cfg.depth_prior)):
         if wanted and not data.has_depths:
+            leave = ("train without it: --net '{\"depth_prior\": false}'" if what == "--net depth_prior"
+                     else "leave it out")
             raise UserInputError(f"{what}: the shards in {seed_dir} have no depth maps (made before they were "
-                                 "rendered): generate new ones into another --data-dir, or leave it out")
+                                 f"rendered): generate new ones into another --data-dir, or {leave}")
     val = ShardDataset(files=[seed_dir / VAL_SHARD], device=device, max_yaw_deg=cfg.max_yaw_deg)
     if len(val) == 0:
         raise UserInputError(f"{seed_dir / VAL_SHARD}: {val.views_read} views read, none within --max-yaw-deg "
@@ -384,6 +387,20 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         vs = validate(net, val_batch)
         _export_best(out, net, cfg, step, vs["iou"])
     return out / "best.pt"
+
+
+def train_net_config(cfg: TrainConfig):
+    """The architecture a new run trains: ``NetConfig``'s defaults with the depth prior (a
+    from-scratch hour with it: 2.56 cm Chamfer on held-out 20-39 against 2.96 without, session 9),
+    or with --init the init weights' own depth prior; then the --net overrides."""
+    from ..embedded.net import NetConfig
+
+    base = {**NetConfig().to_json(), "depth_prior": True}
+    if cfg.init:
+        from ..embedded.model import load_embedded
+
+        base["depth_prior"] = load_embedded(cfg.init).net.cfg.depth_prior
+    return NetConfig.from_json({**base, **cfg.net})
 
 
 def _init_from(net, path: str) -> None:
