@@ -204,7 +204,8 @@ class ShardDataset:
         inf = torch.tensor(float("inf"), device=dev)
         zlo = torch.where(inside, pts[..., 2], inf).amin(1, keepdim=True)
         zhi = torch.where(inside, pts[..., 2], -inf).amax(1, keepdim=True)
-        margin = 0.05 * cam[:, :1, :3].norm(dim=-1)  # 5 cm in crop units (the camera's scale)
+        scale = cam[:, 0, :3].norm(dim=-1)  # [B]: crop units per metre (the camera's scale)
+        margin = 0.05 * scale[:, None]  # 5 cm in crop units
         empty = ~torch.isfinite(zlo)  # no inside point drawn: the whole cube
         zrange = torch.cat([torch.where(empty, -1.0, (zlo - margin).clamp(min=-1)),
                             torch.where(empty, 1.0, (zhi + margin).clamp(max=1))], 1)
@@ -229,17 +230,19 @@ class ShardDataset:
             rows, cols = pix // res, pix % res
             return torch.stack([-1 + 2 * cols.float() / (res - 1), 1 - 2 * rows.float() / (res - 1)], -1)
 
-        if ray_points > 0:
+        def surface_z(pix, what):  # the views' front and back crop z at pixels [B, Q], and where both hold
             if self.depths is None:
-                raise ValueError("ray_points needs shards with depth maps (regenerate them: synth depths=True)")
+                raise ValueError(f"{what} needs shards with depth maps (regenerate them: synth depths=True)")
+            dm = self.depths[items].reshape(len(items), 2, -1).float()
+            zf, zb = torch.gather(dm[:, 0], 1, pix), torch.gather(dm[:, 1], 1, pix)
+            return zf, zb, torch.isfinite(zf) & torch.isfinite(zb) & (zb > zf)  # (masks and depth maps agree)
+
+        if ray_points > 0:
             q = max(1, ray_points // 4)
             pix = on_pixels(q)
-            dm = self.depths[items].reshape(len(items), 2, -1).float()
-            zf = torch.gather(dm[:, 0], 1, pix)
-            zb = torch.gather(dm[:, 1], 1, pix)
-            ok = torch.isfinite(zf) & torch.isfinite(zb) & (zb > zf)  # (masks and depth maps agree)
+            zf, zb, ok = surface_z(pix, "ray_points")
             zf, zb = torch.where(ok, zf, 2.0), torch.where(ok, zb, 2.0)  # a failed pixel: both far behind
-            cm = 0.01 * cam[:, :1, :3].norm(dim=-1)  # [B, 1]: 1 cm in crop units
+            cm = 0.01 * scale[:, None]  # [B, 1]: 1 cm in crop units
             r = torch.rand(len(items), q, 4, generator=gen, device=dev)
             out_d = 8 * cm[..., None] * r[..., :2] ** 2
             in_d = torch.minimum(2 * cm, 0.5 * (zb - zf).clamp(min=0))[..., None] * (0.1 + 0.9 * r[..., 2:])
@@ -251,13 +254,9 @@ class ShardDataset:
             lab = torch.cat([lab, lab_r.reshape(len(items), -1)], 1)
         depth_xy = depth_z = depth_ok = None
         if depth_pixels > 0:
-            if self.depths is None:
-                raise ValueError("depth_pixels needs shards with depth maps (regenerate them: synth depths=True)")
             pix = on_pixels(depth_pixels)
-            dm = self.depths[items].reshape(len(items), 2, -1).float()
-            depth_z = torch.stack([torch.gather(dm[:, 0], 1, pix), torch.gather(dm[:, 1], 1, pix)], -1)
-            ok = torch.isfinite(depth_z).all(-1) & (depth_z[..., 1] > depth_z[..., 0])
-            depth_z = torch.where(ok[..., None], depth_z, torch.zeros_like(depth_z))
+            zf, zb, ok = surface_z(pix, "depth_pixels")
+            depth_z = torch.where(ok[..., None], torch.stack([zf, zb], -1), 0.0)
             depth_ok, depth_xy = ok.float(), pixel_xy(pix)
         # Silhouette rays: half on the person, half anywhere.
         half = n_rays // 2
@@ -285,13 +284,14 @@ class ShardDataset:
         if flip:
             f = torch.rand(len(items), generator=gen, device=dev) < 0.5
             img = torch.where(f[:, None, None, None], img.flip(-1), img)
-            sx = 1.0 - 2.0 * f.float()  # -1 where flipped
-            pts = torch.cat([pts[..., :1] * sx[:, None, None], pts[..., 1:]], -1)
-            rays = torch.cat([rays[..., :1] * sx[:, None, None], rays[..., 1:]], -1)
-            if depth_xy is not None:
-                depth_xy = torch.cat([depth_xy[..., :1] * sx[:, None, None], depth_xy[..., 1:]], -1)
-        return Batch(img, pts, lab, rays, ray_mask, zrange, depth_xy, depth_z, depth_ok,
-                     0.01 * cam[:, 0, :3].norm(dim=-1))
+            sx = (1.0 - 2.0 * f.float())[:, None, None]  # -1 where flipped
+
+            def mirror_x(t):
+                return torch.cat([t[..., :1] * sx, t[..., 1:]], -1)
+
+            pts, rays = mirror_x(pts), mirror_x(rays)
+            depth_xy = None if depth_xy is None else mirror_x(depth_xy)
+        return Batch(img, pts, lab, rays, ray_mask, zrange, depth_xy, depth_z, depth_ok, 0.01 * scale)
 
 
 def view_yaw(cams: torch.Tensor) -> torch.Tensor:

@@ -299,13 +299,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         if data.views_read:
             raise UserInputError(f"{seed_dir}: {data.views_read} views read, none within --max-yaw-deg {cfg.max_yaw_deg:g}: raise it")
         raise UserInputError(f"no training shards in {seed_dir}: run without --no-generate first")
-    for what, wanted in (("--ray-points", cfg.ray_points > 0), ("--net shading", net_cfg.shading),
-                         ("--net depth_prior", net_cfg.depth_prior)):
+    for what, wanted, without in (("--ray-points", cfg.ray_points > 0, "leave it out"),
+                                  ("--net shading", net_cfg.shading, "leave it out"),
+                                  ("--net depth_prior", net_cfg.depth_prior, "train without it: --net '{\"depth_prior\": false}'")):
         if wanted and not data.has_depths:
-            leave = ("train without it: --net '{\"depth_prior\": false}'" if what == "--net depth_prior"
-                     else "leave it out")
             raise UserInputError(f"{what}: the shards in {seed_dir} have no depth maps (made before they were "
-                                 f"rendered): generate new ones into another --data-dir, or {leave}")
+                                 f"rendered): generate new ones into another --data-dir, or {without}")
     val = ShardDataset(files=[seed_dir / VAL_SHARD], device=device, max_yaw_deg=cfg.max_yaw_deg)
     if len(val) == 0:
         raise UserInputError(f"{seed_dir / VAL_SHARD}: {val.views_read} views read, none within --max-yaw-deg "
