@@ -14,7 +14,7 @@ from streamrecon.synth.camera import make_camera
 from streamrecon.synth.generate import SynthConfig, Subject, write_shard
 from streamrecon.training import losses
 from streamrecon.training.dataset import ShardDataset, view_yaw
-from streamrecon.training.loop import TrainConfig, load_checkpoint, step_fn, train
+from streamrecon.training.loop import TrainConfig, load_checkpoint, step_fn, train, train_precision
 
 TINY = NetConfig(in_res=32, widths=(8, 8, 8, 8, 8), feat=16, mlp=(16,), z_freqs=2)
 
@@ -281,7 +281,7 @@ def test_steps_reduce_loss_on_fixed_batch(shard_dir):
     batch = ds.batch(torch.Generator().manual_seed(1), 4, 256, 16, TINY.in_res, mask_noise=0)
     net = EmbeddedNet(TINY)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    cfg = TrainConfig(out="unused", sil_depths=8)
+    cfg = TrainConfig(out="unused", sil_depths=8, sil_weight=0.05)
     first = [float(step_fn(net, opt, batch, cfg, torch.Generator().manual_seed(2))["loss"]) for _ in range(2)]
     for _ in range(20):
         last = float(step_fn(net, opt, batch, cfg, torch.Generator().manual_seed(2))["loss"])
@@ -297,6 +297,8 @@ def test_train_checkpoints_and_resume(shard_dir, tmp_path):
     ck = load_checkpoint(out / "last.pt")  # weights_only=True inside
     assert ck["step"] == 2 and json.loads(ck["config"])["steps"] == 2
     assert json.loads(ck["config"])["schedule_hours"] == 0.0  # --steps sets the schedule
+    # the run records the number format it trained in (--precision auto resolved for this machine)
+    assert json.loads(ck["config"])["precision"] == train_precision("auto", "cpu")
     with pytest.raises(Exception, match="--resume"):
         train(TrainConfig(steps=3, **common), progress=False)
     train(TrainConfig(steps=3, **common), resume=True, progress=False)
@@ -366,7 +368,7 @@ def test_step_without_silhouette_term_matches_occupancy_loss(shard_dir):
     torch.manual_seed(0)
     net = EmbeddedNet(TINY)
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
-    out = step_fn(net, opt, batch, TrainConfig(out="unused", sil_weight=0.0, sil_depths=4))
+    out = step_fn(net, opt, batch, TrainConfig(out="unused", sil_weight=0.0, sil_depths=4, precision="fp32"))
     with torch.no_grad():
         net.train()
         ref = losses.occupancy_loss(net(batch.image, batch.points), batch.labels)
@@ -394,7 +396,7 @@ def test_mirror_teacher_targets_are_mirror_symmetric_and_enter_the_loss(shard_di
     net = EmbeddedNet(TINY)
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
     for w in (1.0, 0.25):
-        out = step_fn(net, opt, batch, TrainConfig(out="unused", sil_weight=0.0, mirror_teacher="t.pt", teacher_weight=w), teacher=teacher)
+        out = step_fn(net, opt, batch, TrainConfig(out="unused", sil_weight=0.0, mirror_teacher="t.pt", teacher_weight=w, precision="fp32"), teacher=teacher)
         with torch.no_grad():
             net.train()
             logits = net(batch.image, batch.points)
@@ -504,6 +506,7 @@ def test_depth_prior_net_learns_the_depth_maps_and_trains_end_to_end(tmp_path):
     assert model.cfg.depth_prior
     rec = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert rec["depth_cm"] > 0
+    assert rec["val_depth_cm"] > 0  # the depth maps' error on the validation people, logged beside val_iou
     plain = _plain_shards(tmp_path)
     write_shard(plain / "shard_val.npz", [ellipsoid_subject(np.random.default_rng(2))], [100], SynthConfig(res=32, views=2))
     with pytest.raises(UserInputError, match="--net depth_prior"):
@@ -561,3 +564,38 @@ def test_train_says_when_no_view_is_within_the_yaw_limit(shard_dir, tmp_path):
                       sil_rays=8, sil_depths=4, threads=1, net=TINY.to_json(), max_yaw_deg=0.001, steps=1)
     with pytest.raises(UserInputError, match="views read, none within --max-yaw-deg"):
         train(cfg, progress=False)
+
+
+def test_precision_is_checked_and_auto_resolves_to_a_format_the_device_runs():
+    with pytest.raises(UserInputError, match="--precision"):
+        TrainConfig(out="x", precision="fp16")
+    assert train_precision("fp32", "cpu") == "fp32" and train_precision("bf16", "cpu") == "bf16"
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert train_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    if not torch.cuda.is_available():
+        assert train_precision("auto", "cuda") == "fp32"
+
+
+def test_bf16_encoder_pass_gives_fp32_features_near_the_fp32_ones_and_trains(shard_dir):
+    """The bf16 path changes the number format of the convolutions only: its features are fp32,
+    within bfloat16's rounding (8 bits of mantissa: ~1% of the features' scale) of the fp32
+    pass, every encoder weight gets a gradient, and steps on a fixed batch lower the loss."""
+    from streamrecon.training.loop import encode_for_training
+
+    torch.manual_seed(0)
+    ds = ShardDataset(shard_dir, exclude=("shard_val.npz",))
+    batch = ds.batch(torch.Generator().manual_seed(1), 4, 256, 16, TINY.in_res, mask_noise=0)
+    net = EmbeddedNet(TINY)
+    ref, _ = encode_for_training(net, batch.image, "fp32")
+    got, mask = encode_for_training(net, batch.image, "bf16")
+    assert got.dtype == torch.float32 and torch.equal(mask, batch.image[:, :1])
+    assert float((got - ref).abs().max()) < 0.03 * float(ref.abs().max())
+    assert float((got - ref).abs().max()) > 0  # it did run in bf16
+    got.sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.encoder.parameters())
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    cfg = TrainConfig(out="unused", sil_depths=8, precision="bf16")
+    first = float(step_fn(net, opt, batch, cfg, torch.Generator().manual_seed(2))["loss"])
+    for _ in range(20):
+        last = float(step_fn(net, opt, batch, cfg, torch.Generator().manual_seed(2))["loss"])
+    assert last < first * 0.9
