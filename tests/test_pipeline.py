@@ -1,6 +1,7 @@
 """The supervisor: order, end of stream, first failure re-raised, live drops with bounded
 latency, shutdown mid-stream with no thread left behind."""
 import _thread
+import contextlib
 import threading
 import time
 
@@ -116,23 +117,30 @@ def test_stop_is_bounded_when_a_stage_hangs():
     release.set()  # let the daemon finish so the fixture sees no thread
 
 
-def test_ctrl_c_stops_within_two_seconds():
-    """A KeyboardInterrupt on the main thread ends the session within 2 s. The test owns SIGINT's
-    handler while it runs: started as a background job (``.ci/run &``), a process inherits SIGINT
-    ignored, and then ``_thread.interrupt_main`` does nothing at all: that hung this test once."""
+@contextlib.contextmanager
+def python_sigint_handler():
+    """Python's own SIGINT handler for the block, then whatever was there. Started as a
+    background job (``.ci/run &``), a process inherits SIGINT ignored, and then a SIGINT or
+    ``_thread.interrupt_main`` does nothing at all: that hung a Ctrl-C test once."""
     import signal
 
-    src = SyntheticSource(frames=None, size=(32, 32), fps=100, live=True)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.3, _thread.interrupt_main)
     try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_within_two_seconds():
+    """A KeyboardInterrupt on the main thread ends the session within 2 s."""
+    src = SyntheticSource(frames=None, size=(32, 32), fps=100, live=True)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    with python_sigint_handler():
         timer.start()
         t0 = time.monotonic()
         res = run_session(src, sphere_stage(delay_s=0.01), PipelineConfig())
         elapsed = time.monotonic() - t0
         timer.join()
-    finally:
-        signal.signal(signal.SIGINT, previous)
     assert res.interrupted and res.summary["frames_done"] > 0
     assert elapsed < 0.3 + 2.0
 
@@ -165,18 +173,17 @@ def test_graceful_ctrl_c_returns_within_two_seconds_while_a_frame_is_mid_reconst
             release.wait(3)
         return fast(frame)
 
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job inherits SIG_IGN
     timer = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGINT))
     try:
-        timer.start()
-        t0 = time.monotonic()
-        res = run_session(SyntheticSource(frames=None, size=(32, 32), fps=50, live=True), slow_after_two,
-                          PipelineConfig(), graceful_sigint=True)
-        elapsed = time.monotonic() - t0
-        timer.join()
-        restored = signal.getsignal(signal.SIGINT)
+        with python_sigint_handler():
+            timer.start()
+            t0 = time.monotonic()
+            res = run_session(SyntheticSource(frames=None, size=(32, 32), fps=50, live=True), slow_after_two,
+                              PipelineConfig(), graceful_sigint=True)
+            elapsed = time.monotonic() - t0
+            timer.join()
+            restored = signal.getsignal(signal.SIGINT)
     finally:
-        signal.signal(signal.SIGINT, previous)
         release.set()
     assert res.interrupted and res.summary["frames_done"] == 2
     assert elapsed < 0.5 + 2.0

@@ -253,7 +253,7 @@ def mirror_averaged_probs(teacher, image, points):
 def step_fn(net, opt, batch, cfg: TrainConfig, gen=None, teacher=None) -> dict:
     """One optimisation step on ``batch`` (a ``dataset.Batch`` on the model's device);
     ``teacher``: the --mirror-teacher network (eval mode), or None."""
-    from .losses import depth_loss, occupancy_loss, ray_points, silhouette_loss
+    from .losses import occupancy_loss, ray_points, silhouette_loss
 
     net.train()
     feats = encode_for_training(net, batch.image, cfg.precision)
@@ -274,13 +274,21 @@ def step_fn(net, opt, batch, cfg: TrainConfig, gen=None, teacher=None) -> dict:
         out["teach"] = l_teach.detach()
     loss = l_occ + cfg.sil_weight * l_sil
     if batch.depth_xy is not None:
-        l_depth = depth_loss(net.decoder.surface_depths(feats[0], batch.depth_xy), batch.depth_z, batch.depth_ok, batch.cm)
+        l_depth = batch_depth_loss(net, feats, batch)
         loss = loss + cfg.depth_weight * l_depth
         out["depth_cm"] = l_depth.detach()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     return {"loss": loss.detach(), "occ": l_occ.detach(), "sil": l_sil.detach(), **out}
+
+
+def batch_depth_loss(net, feats, batch):
+    """The depth maps' L1 error in cm (``losses.depth_loss``) at ``batch``'s depth pixels, from
+    the encoder output ``feats`` of a ``depth_prior`` net."""
+    from .losses import depth_loss
+
+    return depth_loss(net.decoder.surface_depths(feats[0], batch.depth_xy), batch.depth_z, batch.depth_ok, batch.cm)
 
 
 def encode_for_training(net, image, precision: str):
@@ -308,15 +316,11 @@ def validate(net, batch) -> dict:
     (``depth_cm``: the training log's ``depth_cm`` on a fixed batch of held-out people)."""
     import torch
 
-    from .losses import depth_loss
-
     net.eval()
     with torch.no_grad():
         feats = net.encode(batch.image)
         pred = net.query(feats, batch.points) > 0
-        depth = None
-        if batch.depth_xy is not None:
-            depth = depth_loss(net.decoder.surface_depths(feats[0], batch.depth_xy), batch.depth_z, batch.depth_ok, batch.cm)
+        depth = batch_depth_loss(net, feats, batch) if batch.depth_xy is not None else None
     lab = batch.labels > 0.5
     inter = (pred & lab).sum().item()
     union = (pred | lab).sum().item()
