@@ -154,7 +154,12 @@ def test_mesh_res128_matches_reference(model, features):
     # same triangles in the same order as the reference's file
     np.testing.assert_array_equal(mesh.faces, ref.faces)
     assert mesh.frame == "crop"
-    assert mesh.meta["points_per_step"] == [262144, 501295]  # the reference's octree query counts
+    # The reference's octree query counts: the dense first step exactly; the refinement within
+    # 0.01%. Which cells get refined compares float32 values with a threshold, and the network's
+    # sums round differently between CPU kernels: 501295 on the reference and on AVX-512 machines,
+    # 501305 on an AVX2-only EPYC (session 11), with the same mesh (asserted above).
+    first, refined = mesh.meta["points_per_step"]
+    assert first == 262144 and abs(refined - 501295) <= 1e-4 * 501295
 
 
 def test_reference_octree_on_analytic_sphere():
