@@ -19,6 +19,21 @@ def test_cli_help_and_version():
     assert out.returncode == 0 and "streamrecon" in out.stdout
 
 
+def test_every_subcommand_help_renders():
+    """argparse %-formats help text: one stray "%" in a help string (or a config field's docstring
+    turned into help) makes that command's --help raise instead of printing."""
+    import argparse
+
+    from streamrecon.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"run", "live", "view", "train"} <= set(sub.choices)
+    for name, p in sub.choices.items():
+        text = p.format_help()
+        assert name in text and "--" in text, name
+
+
 def test_native_extension_built():
     from streamrecon.native import load_native
 

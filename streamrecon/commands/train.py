@@ -41,7 +41,9 @@ def register(subparsers) -> None:
 
 
 def _field_docs(cls) -> dict:
-    """Field docstrings (the string literal after each field) from the class source."""
+    """Field docstrings (the string literal after each field) from the class source, as argparse help
+    text: whitespace folded and ``%`` doubled (argparse %-formats help strings, so a bare "30%" in a
+    docstring would crash ``--help``)."""
     import ast
     import inspect
 
@@ -50,7 +52,7 @@ def _field_docs(cls) -> dict:
     out = {}
     for a, b in zip(body, body[1:]):
         if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(getattr(b, "value", None), ast.Constant):
-            out[a.target.id] = " ".join(str(b.value.value).split())
+            out[a.target.id] = " ".join(str(b.value.value).split()).replace("%", "%%")
     return out
 
 
