@@ -18,6 +18,17 @@ is faulted in again. Measured on 2 cores: full-size PIFuHD at 512, frame peak af
 3.25 / 3.35 / 3.44 GiB with the threshold fixed at 4 / 16 / 32 MB; the embedded model's
 ``streamrecon run`` at 128, 7.3 / 8.3 / 7.9 fps (1.68M / 1.30M / 1.18M page faults for 120
 frames). 16 MB it is. Set with ``mallopt`` at run time; a no-op where the C library is not glibc.
+
+A high trim threshold (glibc). Fixing the mmap threshold also stops glibc's dynamic adjustment
+of the trim threshold, which then stays at 128 KB: whenever more than that is free at the top
+of a heap, glibc hands it back, and the next frame's blocks fault the same pages in again. The
+threshold is now fixed at 1 GB and the heap grows 64 MB at a time. Measured in session 12 on a
+2-core AMD EPYC (Zen 5) with ``benchmarks/bench_run.py``, the embedded model, three back-to-back
+pairs at 128: 9.53 / 8.23 / 8.24 -> 10.19 / 8.73 / 9.79 fps, system CPU 34-39 -> 18-22 ms a frame;
+at 256: 2.57 -> 3.23 fps, 155 -> 55 ms; peak RSS +30-60 MB.
+
+Neither malloc setting is made when the user set glibc's own (any ``MALLOC_*`` variable or
+``GLIBC_TUNABLES``: their choice wins) or ``STREAMRECON_MALLOC_TUNING=0``.
 """
 from __future__ import annotations
 
@@ -29,14 +40,22 @@ log = logging.getLogger(__name__)
 
 THP_VAR = "THP_MEM_ALLOC_ENABLE"
 MMAP_THRESHOLD_BYTES = 16 << 20
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+TRIM_THRESHOLD_BYTES = 1 << 30
+TOP_PAD_BYTES = 64 << 20
+# glibc's mallopt parameter numbers (<malloc.h>)
+_M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
+_M_MMAP_THRESHOLD = -3
 
 
 def prepare_process() -> bool:
     """Enable huge pages for torch's large CPU tensors unless ``THP_MEM_ALLOC_ENABLE`` is set
     already (``0`` opts out). Returns whether the variable is on; when torch was imported before
     this call the setting may come too late for this process (logged at debug level)."""
-    _fix_mmap_threshold(MMAP_THRESHOLD_BYTES)
+    if malloc_tuning_wanted(os.environ):
+        _fix_mmap_threshold(MMAP_THRESHOLD_BYTES)
+        _mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+        _mallopt(_M_TOP_PAD, TOP_PAD_BYTES)
     if "torch" not in sys.modules:
         os.environ.setdefault(THP_VAR, "1")
     elif THP_VAR not in os.environ:
@@ -58,10 +77,23 @@ def _glibc():
         return None
 
 
+def malloc_tuning_wanted(environ) -> bool:
+    """Whether ``prepare_process`` sets malloc's thresholds: not with ``STREAMRECON_MALLOC_TUNING=0``
+    nor when the user set glibc's own knobs (a ``MALLOC_*`` variable, ``GLIBC_TUNABLES``)."""
+    if environ.get("STREAMRECON_MALLOC_TUNING", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return not any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in environ)
+
+
+def _mallopt(param: int, value: int) -> bool:
+    """``mallopt(param, value)`` on glibc; False elsewhere or when refused."""
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(int(param), int(value)))
+
+
 def _fix_mmap_threshold(nbytes: int) -> bool:
     """``mallopt(M_MMAP_THRESHOLD, nbytes)`` on glibc; False elsewhere or when refused."""
-    libc = _glibc()
-    return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, int(nbytes)))
+    return _mallopt(_M_MMAP_THRESHOLD, nbytes)
 
 
 def release_free_heap() -> bool:

@@ -92,3 +92,58 @@ def test_release_free_heap_returns_freed_blocks_to_the_system():
     out = subprocess.run([sys.executable, "-c", FREED], capture_output=True, text=True, check=True, timeout=120)
     ok, released_mb = out.stdout.split()
     assert ok == "True" and float(released_mb) > 200, out.stdout
+
+
+# In a fresh interpreter: how much the main heap shrinks when a freed 8 MB block (under the 16 MB
+# mmap threshold, so from the heap) is at its top; mode "old" is the mmap threshold alone.
+TRIM = r"""
+import ctypes, os, sys
+from streamrecon.process import _fix_mmap_threshold, prepare_process
+libc = ctypes.CDLL("libc.so.6")
+if not hasattr(libc, "mallinfo2"):
+    print("no-mallinfo2"); sys.exit(0)
+class MI(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                              "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype = MI
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+if sys.argv[1] == "old":
+    _fix_mmap_threshold(16 << 20)
+else:
+    prepare_process()
+p = libc.malloc(8 << 20)
+ctypes.memset(p, 1, 8 << 20)
+held = libc.mallinfo2().arena
+libc.free(p)
+print(held - libc.mallinfo2().arena)
+"""
+
+
+def _heap_shrink(mode, **env):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "STREAMRECON_MALLOC_TUNING")}
+    e.update(env)
+    out = subprocess.run([sys.executable, "-c", TRIM, mode], capture_output=True, text=True, env=e, check=True, timeout=120)
+    if out.stdout.strip() == "no-mallinfo2":
+        pytest.skip("this C library has no mallinfo2 (glibc < 2.33)")
+    return int(out.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's (Linux)")
+def test_prepare_process_keeps_freed_frame_buffers_in_the_heap():
+    """With the mmap threshold fixed, glibc's trim threshold stays at 128 KB and a freed block at
+    the heap's top goes back to the kernel (to be faulted in again next frame); prepare_process
+    raises it, and leaves malloc alone when the user has set glibc's own knobs."""
+    assert _heap_shrink("old") >= 7 << 20
+    assert _heap_shrink("new") == 0
+    assert _heap_shrink("new", MALLOC_MMAP_THRESHOLD_=str(16 << 20)) >= 7 << 20  # theirs alone
+
+
+def test_malloc_tuning_yields_to_the_users_settings():
+    from streamrecon.process import malloc_tuning_wanted
+
+    assert malloc_tuning_wanted({}) and malloc_tuning_wanted({"PATH": "/bin", "STREAMRECON_MALLOC_TUNING": "1"})
+    assert not malloc_tuning_wanted({"STREAMRECON_MALLOC_TUNING": "0"})
+    assert not malloc_tuning_wanted({"STREAMRECON_MALLOC_TUNING": "off"})
+    assert not malloc_tuning_wanted({"MALLOC_ARENA_MAX": "2"})
+    assert not malloc_tuning_wanted({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096"})
