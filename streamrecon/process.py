@@ -49,8 +49,9 @@ _M_MMAP_THRESHOLD = -3
 
 
 def prepare_process() -> bool:
-    """Enable huge pages for torch's large CPU tensors unless ``THP_MEM_ALLOC_ENABLE`` is set
-    already (``0`` opts out). Returns whether the variable is on; when torch was imported before
+    """Fix glibc's mmap and trim thresholds (unless ``malloc_tuning_wanted`` says no) and enable
+    huge pages for torch's large CPU tensors unless ``THP_MEM_ALLOC_ENABLE`` is set already (``0``
+    opts out). Returns whether the variable is on; when torch was imported before
     this call the setting may come too late for this process (logged at debug level)."""
     if malloc_tuning_wanted(os.environ):
         _fix_mmap_threshold(MMAP_THRESHOLD_BYTES)
