@@ -4,13 +4,15 @@
 #include "marching_cubes.h"
 #include "mesh_ops.h"
 #include "octree_cells.h"
+#include "point_decoder.h"
 
 namespace py = pybind11;
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "streamrecon native kernels";
-    m.attr("ABI_VERSION") = 3;
+    m.attr("ABI_VERSION") = 4;
     register_marching_cubes(m);
     register_octree_cells(m);
     register_mesh_ops(m);
+    register_point_decoder(m);
 }

@@ -105,10 +105,12 @@ def grabcut_mask(rgb_crop: np.ndarray) -> np.ndarray:
 
 @dataclass
 class EmbeddedFeatures:
-    """Per-person features: ``feat`` [1, C, R/4, R/4], ``mask`` [1, 1, R, R] on the model's device."""
+    """Per-person features: ``feat`` [1, C, R/4, R/4], ``mask`` [1, 1, R, R] on the model's device;
+    ``packed``: the same packed for the native point decoder (made by the first query that uses it)."""
 
     feat: object
     mask: object
+    packed: object = None
 
 
 class EmbeddedModel:
@@ -126,6 +128,8 @@ class EmbeddedModel:
         # the weights' own iso level (``model_api.surface_level``), chosen on held-out people
         level = self.meta.get("iso_level")
         self.iso_level = float(level) if isinstance(level, (int, float)) and 0.0 < float(level) < 1.0 else None
+        self._native_decoder = None  # set by compile(auto) on CPU: native_query.NativeDecoder
+        self.decoder_backend = "torch"
 
     def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None) -> EmbeddedFeatures:
         import torch
@@ -148,9 +152,12 @@ class EmbeddedModel:
         """Run the image encoder (the U-Net, ~70% of a frame's network time at 128^3 outside the
         queries) through a ``streamrecon.backends`` runner for ``cfg``: ``auto`` on CPU is ONNX
         Runtime when installed (6.5 vs 11.3 ms per frame on one core of the 2-core AMD EPYC;
-        features within 2e-4 of values up to ~5, occupancies within 5e-5), else eager. The point decoder stays in torch: the octree calls it
-        ~35 times a frame on small batches. The engine is cached like PIFuHD's, keyed by the
-        weights' sha256. Returns self."""
+        features within 2e-4 of values up to ~5, occupancies within 5e-5), else eager. The
+        engine is cached like PIFuHD's, keyed by the weights' sha256.
+
+        ``auto`` at fp32 on CPU also moves the point decoder (the octree's ~35 queries a frame) to
+        the native kernel (``native_query``; ``decoder_backend`` says which runs: "native" or
+        "torch"); every explicit backend keeps it in torch. Returns self."""
         import torch
 
         from ..backends import available_backends, compile_module
@@ -171,6 +178,16 @@ class EmbeddedModel:
                                 f"embedded:{self.weights_id}:encoder", cache=cache)
         self._runners = {"encoder": runner}
         self.backend = runner.backend
+        self._native_decoder = None
+        if cfg.backend == "auto" and self.device.type == "cpu" and cfg.precision == "fp32":
+            from ..native import native_or_none
+            from .native_query import NativeDecoder
+
+            native = native_or_none("embedded point decoder")
+            if native is not None:
+                self._native_decoder = NativeDecoder.from_decoder(self.net.decoder, native)
+        self.decoder_backend = "torch" if self._native_decoder is None else "native"
+        log.info("embedded model: encoder on %s, point decoder on %s", self.backend, self.decoder_backend)
         return self
 
     def encode_crop(self, mask_crop: np.ndarray, rgb_crop: Optional[np.ndarray] = None,
@@ -197,6 +214,14 @@ class EmbeddedModel:
 
         if points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"points: expected [N, 3], got {list(points.shape)}")
+        native = getattr(self, "_native_decoder", None)
+        if native is not None:
+            from .native_query import pack_features
+
+            if features.packed is None:
+                features.packed = pack_features(features.feat, features.mask)
+            logits = native.logits(features.packed, points.detach().cpu().numpy())
+            return torch.sigmoid(torch.from_numpy(logits))
         with torch.inference_mode():
             logits = self.net.query((features.feat, features.mask), points.to(self.device, torch.float32)[None])
         return torch.sigmoid(logits[0])
