@@ -42,6 +42,9 @@ class StageConfig:
     people: str = "auto"
     """Person finder: ``auto`` (streamrecon.people when available) or ``full-frame`` (one person,
     the whole frame as a centred square crop)."""
+    detect_every: int = 5
+    """Person detector on every this many frames while people are tracked
+    (``streamrecon.people.PeopleConfig.detect_every``; 1 = every frame)."""
     backend: str = "auto"
     """Execution backend of the network (``streamrecon.backends.BackendConfig.backend``)."""
     precision: str = "fp32"
@@ -203,7 +206,7 @@ class FrameReconstructor:
         return [("people", self.find), ("recon", self.evaluate), ("mesh", self.mesh)]
 
 
-def _people_finder(kind: str) -> Optional[Callable[[Frame], List[PersonCrop]]]:
+def _people_finder(kind: str, detect_every: int = 5) -> Optional[Callable[[Frame], List[PersonCrop]]]:
     if kind == "full-frame":
         return None
     try:
@@ -214,7 +217,7 @@ def _people_finder(kind: str) -> Optional[Callable[[Frame], List[PersonCrop]]]:
     try:
         from .people.config import PeopleConfig
 
-        finder = PeopleFinder(PeopleConfig())
+        finder = PeopleFinder(PeopleConfig(detect_every=detect_every))
     except ImportError:
         finder = PeopleFinder()
     return finder.find
@@ -286,12 +289,12 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
         def evaluate(image: np.ndarray, crop: PersonCrop):
             return evaluate_person(model, image, crop.rect, crop.mask, rcfg)
 
-        return FrameReconstructor(evaluate, _people_finder(cfg.people), cfg.mesh_frame, finish=mesh_person)
+        return FrameReconstructor(evaluate, _people_finder(cfg.people, cfg.detect_every), cfg.mesh_frame, finish=mesh_person)
 
     def reconstruct(image: np.ndarray, crop: PersonCrop) -> Mesh:
         return reconstruct_person(model, image, crop.rect, crop.mask, rcfg)
 
-    return FrameReconstructor(reconstruct, _people_finder(cfg.people), cfg.mesh_frame)
+    return FrameReconstructor(reconstruct, _people_finder(cfg.people, cfg.detect_every), cfg.mesh_frame)
 
 
 def model_label(cfg: StageConfig) -> str:

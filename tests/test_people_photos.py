@@ -240,3 +240,67 @@ def test_head_and_shoulders_video():
         assert x <= nose[0] <= x + w and y <= nose[1] <= y + h / 2
         assert 0.8 * frame.height <= w <= 2.0 * max(frame.height, frame.width)
     assert ids == {0} and rules == {"upper-body"}
+
+
+def _counting_detector(finder):
+    """Count the BlazePose detector's runs on ``finder``."""
+    det = finder.detector
+    runs = []
+    inner = det.detect_rois
+
+    def detect_rois(image):
+        runs.append(1)
+        return inner(image)
+
+    det.detect_rois = detect_rois
+    return runs
+
+
+def test_detector_every_nth_frame_keeps_the_landmarks():
+    """carphone, 30 frames: with the detector on every 5th frame (the default) the tracked
+    person's landmarks, mask and crop are those of detecting on every frame, for a fifth of the
+    detector runs."""
+    path = MEDIA / "carphone_pristine.mp4"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    from streamrecon.people.detect_io import iter_video
+
+    every, sparse = _finder(detect_every=1), _finder(detect_every=5)
+    runs_every, runs_sparse = _counting_detector(every), _counting_detector(sparse)
+    for frame in iter_video(str(path), max_frames=30):
+        a, b = every.find(frame), sparse.find(frame)
+        assert len(a) == len(b) == 1
+        np.testing.assert_allclose(a[0].meta["raw_keypoints"], b[0].meta["raw_keypoints"], atol=1e-3)
+        assert np.array_equal(a[0].mask, b[0].mask)
+        np.testing.assert_allclose(a[0].rect, b[0].rect, atol=1e-3)
+    assert len(runs_every) == 30 and len(runs_sparse) == 6
+
+
+def test_detector_every_nth_frame_finds_newcomers_and_losses():
+    """One person, then a second walks in at frame 3: found at the next scheduled detection
+    (within detect_every frames; at once with 1). The first one leaves at frame 12: the lost
+    track runs the detector on the next frame, and with nobody tracked it runs on every frame, so
+    the person coming back at frame 16 is found at once."""
+    frames = list(_two_people_clip(n=20))
+    blank_right = frames[0].image[:, 256:].copy()
+    blank_right[:] = np.median(blank_right.reshape(-1, 3), 0).astype(np.uint8)
+    for f in frames[:3]:
+        f.image[:, 256:] = blank_right
+    for f in frames[12:16]:
+        f.image[:, :] = blank_right[:, :1]
+    for every in (1, 4):
+        finder = _finder(detect_every=every)
+        runs = _counting_detector(finder)
+        counts, ran = [], []
+        for f in frames:
+            before = len(runs)
+            counts.append(len(finder.find(f)))
+            ran.append(len(runs) > before)
+        assert counts[:3] == [1, 1, 1], counts
+        first_two = counts.index(2)
+        assert 3 <= first_two < 3 + every, (every, counts)
+        assert counts[first_two:12] == [2] * (12 - first_two), counts
+        assert counts[12:16] == [0] * 4 and all(ran[12:17]), (counts, ran)
+        assert counts[16:] == [2] * 4, counts
+        if every > 1:
+            assert sum(ran) < len(frames) - 5, ran

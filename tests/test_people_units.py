@@ -275,3 +275,25 @@ def test_smoothing_follows_a_moving_person():
         lag_slow = truth[0] - slow(truth, t)[0]
     print(f"lag at 150 px/s: {lag:.1f} px (one-euro), {lag_slow:.1f} px (without speed term)")
     assert 0 < lag < 0.5 * lag_slow and lag < 40
+
+
+def test_match_rois_takes_the_closest_pairs_first():
+    from streamrecon.people.blazepose import match_rois
+
+    tracked = [Roi(130.0, 430.0, 1000.0, 0.0)]
+    # the newcomer (first: the better detector score) lies near enough to the tracked person to
+    # match them, but the second detection is closer: it is theirs, the newcomer stays new
+    dets = [Roi(360.0, 470.0, 1100.0, 0.0), Roi(100.0, 490.0, 1200.0, 0.0)]
+    assert match_rois(dets, tracked) == {1: 0}
+    assert match_rois(dets[:1], tracked) == {0: 0}
+    assert match_rois([Roi(130.0, 430.0, 400.0, 0.0)], tracked) == {}  # side 2.5x off: someone else
+    assert match_rois([Roi(900.0, 430.0, 1000.0, 0.0)], tracked) == {}  # too far
+    two = [Roi(100.0, 100.0, 200.0, 0.0), Roi(400.0, 100.0, 200.0, 0.0)]
+    assert match_rois(two[::-1], two) == {0: 1, 1: 0}
+    assert match_rois([], two) == {} and match_rois(two, []) == {}
+
+
+def test_detect_every_is_validated():
+    assert PeopleConfig().detect_every == 5
+    with pytest.raises(ValueError, match="detect_every"):
+        PeopleConfig(detect_every=0)

@@ -100,6 +100,7 @@ def test_run_publishes_to_subscriber_in_order(tmp_path):
     (["run", "{tmp}", "--out", "{tmp}/o"], 4, "holds no images"),
     (["subscribe", "--connect", "localhost:5555", "--out", "{tmp}/s"], 2, "--connect"),
     (["live", "synthetic:", "--publish", "udp://x", "--model", "synthetic"], 2, "--publish"),
+    (["run", "synthetic:", "--out", "{tmp}/o", "--detect-every", "0"], 2, "--detect-every"),
     (["view"], 5, "needs a display"),
     (["live", "synthetic:", "--view", "--model", "synthetic"], 5, "needs a display"),
 ])

@@ -19,6 +19,9 @@ def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") ->
                    help="vertex frame: image (frame pixels, y down) or crop (normalised crop frame); default %(default)s")
     g.add_argument("--people", choices=("auto", "full-frame"), default=StageConfig.people,
                    help="person finder: auto (detector when available) or full-frame (one centred square crop)")
+    g.add_argument("--detect-every", type=int, default=StageConfig.detect_every, metavar="N",
+                   help="run the person detector on every Nth frame while people are tracked (the landmark model follows "
+                        "them in between; newcomers are found within N frames; 1 = every frame; default %(default)s)")
     g.add_argument("--no-silhouette-fill", dest="silhouette_fill", action="store_false",
                    help="do not give every grid column under the person mask a surface (the fill keeps thin parts' outlines; "
                         "docs/embedded_model.md)")
@@ -46,9 +49,11 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
         raise UserInputError(f"--resolution: expected an integer >= 2, got {args.resolution}")
     if args.threads < 0:
         raise UserInputError(f"--threads: expected an integer >= 0 (0 = auto), got {args.threads}")
+    if args.detect_every < 1:
+        raise UserInputError(f"--detect-every: expected an integer >= 1 (1 = every frame), got {args.detect_every}")
     check_recon_memory(args.resolution)  # before a camera opens or an output folder is made
     return StageConfig(model=args.model, checkpoint=args.checkpoint, resolution=args.resolution,
-                       mesh_frame=args.mesh_frame, people=args.people,
+                       mesh_frame=args.mesh_frame, people=args.people, detect_every=args.detect_every,
                        backend=args.backend, precision=args.precision, engines_dir=args.engines_dir,
                        threads=args.threads, silhouette_fill=args.silhouette_fill,
                        mirror_average=args.mirror_average)

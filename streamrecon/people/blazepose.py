@@ -184,6 +184,21 @@ def roi_matrix(roi: Roi, out_size: int = LMK_SIZE) -> np.ndarray:
     return np.concatenate([a, t[:, None]], 1)
 
 
+def match_rois(dets: List[Roi], prev: List[Roi]) -> dict:
+    """{detection index: previous-frame ROI index}: a detection is the same person as a previous
+    ROI whose centre lies within 0.25 x its side and whose side is within 0.7-1.4 x its own;
+    pairs are taken closest first, each ROI at most once (so a newcomer beside a tracked person
+    is not taken for them when another detection is closer)."""
+    pairs = sorted((math.hypot(p.cx - d.cx, p.cy - d.cy), i, j) for i, d in enumerate(dets)
+                   for j, p in enumerate(prev)
+                   if math.hypot(p.cx - d.cx, p.cy - d.cy) < 0.25 * d.side and 0.7 < p.side / d.side < 1.4)
+    match: dict = {}
+    for _, i, j in pairs:
+        if i not in match and j not in match.values():
+            match[i] = j
+    return match
+
+
 def invert_affine(m: np.ndarray) -> np.ndarray:
     a_inv = np.linalg.inv(m[:, :2])
     return np.concatenate([a_inv, (-a_inv @ m[:, 2])[:, None]], 1)
@@ -234,7 +249,9 @@ class BlazePose:
     33 keypoints (x, y, visibility) and a person mask, in frame pixels."""
 
     def __init__(self, num_threads: int = 2, min_score: float = 0.5, mask_threshold: float = 0.5,
-                 max_people: int = 4, segmentation: str = "pose"):
+                 max_people: int = 4, segmentation: str = "pose", detect_every: int = 1):
+        if detect_every < 1:
+            raise ValueError(f"detect_every: expected >= 1, got {detect_every}")
         det_path, lmk_path = model_paths()
         self._det = _interpreter(det_path, num_threads)
         self._lmk = _interpreter(lmk_path, num_threads)
@@ -250,6 +267,8 @@ class BlazePose:
         self.min_score = min_score
         self.mask_threshold = mask_threshold
         self.max_people = max_people
+        self.detect_every = detect_every
+        self.reset()
         self._selfie = None
         if segmentation == "fused":
             from .selfie import SelfieSegmenter
@@ -325,31 +344,38 @@ class BlazePose:
     def reset(self) -> None:
         """Forget the previous frame's ROIs (between videos)."""
         self._prev_rois = []
+        self._since_detect = 0  # frames since the detector last ran
+        self._lost = False  # a tracked person was lost on the last frame
 
     def detect(self, image: np.ndarray) -> List[Candidate]:
         """People in an RGB uint8 frame: detector, then the landmark model per detection. On video,
         a detection near a person of the previous frame uses the ROI derived from that person's
-        landmarks instead (as mediapipe tracks): it is better centred and much steadier."""
+        landmarks instead (as mediapipe tracks): it is better centred and much steadier.
+
+        While people are tracked the detector runs on every ``detect_every``-th frame only: the
+        tracked ROIs alone go to the landmark model in between, so a tracked person's landmarks
+        are the same as with the detector on every frame (only ``det_score`` is None). Nobody
+        tracked, or a tracked person lost (the landmark model's presence flag), runs it on the
+        next frame."""
         out = []
-        prev = list(getattr(self, "_prev_rois", []))
-        jobs = []
-        for roi, score in self.detect_rois(image):
-            near = [p for p in prev if math.hypot(p.cx - roi.cx, p.cy - roi.cy) < 0.25 * roi.side
-                    and 0.7 < p.side / roi.side < 1.4]
-            if near:
-                best = min(near, key=lambda p: math.hypot(p.cx - roi.cx, p.cy - roi.cy))
-                prev.remove(best)
-                jobs.append((best, score))
-            else:
-                jobs.append((roi, score))
+        prev = list(self._prev_rois)
+        run_detector = not prev or self._lost or self._since_detect + 1 >= self.detect_every
+        self._since_detect = 0 if run_detector else self._since_detect + 1
+        dets = self.detect_rois(image) if run_detector else []
+        match = match_rois([roi for roi, _ in dets], prev)
+        jobs = [(prev[match[i]], score, True) if i in match else (roi, score, False)
+                for i, (roi, score) in enumerate(dets)]
         # people of the previous frame the detector missed (noise, blur, partial view): the
         # landmark model's own presence flag decides whether they are still there
-        jobs += [(p, None) for p in prev]
-        for roi, score in jobs:
+        jobs += [(p, None, True) for j, p in enumerate(prev) if j not in match.values()]
+        self._lost = False
+        for roi, score, tracked in jobs:
             cand = self.landmarks(image, roi)
             if cand is not None:
                 cand.meta["det_score"] = score
                 out.append(cand)
+            elif tracked:
+                self._lost = True
         out = _dedupe(out)
         if self._selfie is not None and out:
             self._fuse_masks(image, out)

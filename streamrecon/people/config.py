@@ -77,6 +77,13 @@ class PeopleConfig:
     num_threads: int = 1
     """CPU threads for the detector/landmark networks."""
 
+    detect_every: int = 5
+    """mediapipe detector on video: while people are tracked, run the person detector on every
+    this many frames only (the landmark model follows tracked people in between, as mediapipe's
+    pose tracking does; a tracked person lost, or nobody tracked, runs it on the next frame).
+    Newcomers are found within this many frames; 1 = every frame (a quarter of the person finder's
+    time)."""
+
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
             raise ValueError(f"PeopleConfig.detector: expected one of {DETECTORS}, got {self.detector!r}")
@@ -86,6 +93,8 @@ class PeopleConfig:
             raise ValueError(f"PeopleConfig.segmentation: expected one of {SEGMENTATIONS}, got {self.segmentation!r}")
         if self.rule_switch_frames < 1:
             raise ValueError(f"PeopleConfig.rule_switch_frames: expected >= 1, got {self.rule_switch_frames}")
+        if self.detect_every < 1:
+            raise ValueError(f"PeopleConfig.detect_every: expected >= 1, got {self.detect_every}")
         if self.max_people < 1:
             raise ValueError(f"PeopleConfig.max_people: expected >= 1, got {self.max_people}")
         for name in ("min_score", "keypoint_threshold", "mask_threshold", "track_iou"):

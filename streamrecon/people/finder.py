@@ -30,7 +30,8 @@ def make_detector(cfg: PeopleConfig):
             from .blazepose import BlazePose
 
             return BlazePose(num_threads=cfg.num_threads, min_score=cfg.min_score, mask_threshold=cfg.mask_threshold,
-                             max_people=cfg.max_people, segmentation=cfg.segmentation)
+                             max_people=cfg.max_people, segmentation=cfg.segmentation,
+                             detect_every=cfg.detect_every)
         except BackendUnavailableError as exc:
             if cfg.detector == "mediapipe":
                 raise
