@@ -4,13 +4,16 @@
 //   union-find; native twin of streamrecon.mesh.cleanup.connected_components (numpy min-label
 //   hooking). Same labels: the smallest vertex index of each component.
 // - obj_text: the OBJ text of streamrecon.meshio.obj_bytes, byte for byte (tests compare them).
-//   Floats are printed with std::to_chars in fixed notation (shortest correctly rounded digits
-//   of the double value, as Python's '%.6f' % x prints), integers likewise.
+//   Floats are printed in fixed notation, correctly rounded as Python's '%.6f' % x prints them
+//   (put_float: exact integer scaling; std::to_chars for huge values), integers by two-digit
+//   table lookups, into a buffer grown a line at a time.
 #include "mesh_ops.h"
 
 #include <pybind11/numpy.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -62,24 +65,96 @@ py::array_t<int64_t> face_components(py::array_t<int64_t, py::array::c_style | p
     return out;
 }
 
-void put_float(std::string& s, double x, int precision) {
-    char buf[64];
-    if (std::isnan(x)) {
-        s += "nan";
-        return;
+// Text is written through a raw pointer into a buffer that grows by whole lines (``room``): no
+// per-character bounds checks.
+struct TextBuffer {
+    std::string s;
+    size_t n = 0;
+    char* room(size_t k) {
+        if (n + k > s.size()) s.resize(std::max(2 * s.size(), n + k));
+        return &s[n];
     }
-    if (std::isinf(x)) {
-        s += x > 0 ? "inf" : "-inf";
-        return;
+    void commit(const char* end) { n = static_cast<size_t>(end - s.data()); }
+};
+
+constexpr char kDigits2[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869"
+    "70717273747576777879808182838485868788899091929394959697989900";
+
+inline int decimal_digits(uint64_t x) {
+    int n = 1;
+    for (;;) {
+        if (x < 10) return n;
+        if (x < 100) return n + 1;
+        if (x < 1000) return n + 2;
+        if (x < 10000) return n + 3;
+        x /= 10000;
+        n += 4;
     }
-    auto r = std::to_chars(buf, buf + sizeof(buf), x, std::chars_format::fixed, precision);
-    s.append(buf, r.ptr);
 }
 
-void put_int(std::string& s, int64_t x) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof(buf), x);
-    s.append(buf, r.ptr);
+// Digits written backwards from the end, two at a time.
+inline char* put_uint(char* p, uint64_t x) {
+    char* const end = p + decimal_digits(x);
+    char* q = end;
+    while (x >= 100) {
+        const uint64_t r = x % 100;
+        x /= 100;
+        q -= 2;
+        std::memcpy(q, kDigits2 + 2 * r, 2);
+    }
+    if (x >= 10) {
+        std::memcpy(q - 2, kDigits2 + 2 * x, 2);
+    } else {
+        q[-1] = static_cast<char>('0' + x);
+    }
+    return end;
+}
+
+inline char* put_int(char* p, int64_t x) {
+    if (x < 0) {
+        *p++ = '-';
+        return put_uint(p, static_cast<uint64_t>(-(x + 1)) + 1);
+    }
+    return put_uint(p, static_cast<uint64_t>(x));
+}
+
+constexpr int kMaxFloatChars = 64;  // the longest put_float output (to_chars of FLT_MAX, 6 places: 47)
+
+// '%.<P>f' % x (Python, C printf) for a float32 x and P <= 6 places: x * 10^P
+// is exact in a double (24 + 14 significant bits at most), so rounding it to the nearest integer,
+// ties to even, is the correctly rounded decimal that printf prints.
+// Values of 1e12 and beyond, inf and nan go through std::to_chars.
+template <int P>
+inline char* put_float(char* p, float xf) {
+    static_assert(P >= 0 && P <= 6, "put_float: at most 6 places");
+    constexpr uint64_t kScale = P == 0 ? 1 : P == 1 ? 10 : P == 2 ? 100 : P == 3 ? 1000 : P == 4 ? 10000 : P == 5 ? 100000 : 1000000;
+    const double x = xf;
+    if (std::isnan(x)) {
+        std::memcpy(p, "nan", 3);
+        return p + 3;
+    }
+    if (!(std::fabs(x) < 1e12)) {
+        if (std::isinf(x)) {
+            if (x < 0) *p++ = '-';
+            std::memcpy(p, "inf", 3);
+            return p + 3;
+        }
+        return std::to_chars(p, p + kMaxFloatChars, x, std::chars_format::fixed, P).ptr;
+    }
+    const double t = std::fabs(x) * static_cast<double>(kScale);  // exact, < 2^63
+    uint64_t u = static_cast<uint64_t>(t);
+    const double rest = t - static_cast<double>(u);  // exact
+    if (rest > 0.5 || (rest == 0.5 && (u & 1))) ++u;  // to nearest, ties to even
+    if (std::signbit(x)) *p++ = '-';  // -0.0 and values that round to zero keep their sign, as printf
+    p = put_uint(p, u / kScale);
+    *p++ = '.';
+    uint64_t frac = u % kScale;
+    for (int k = P - 1; k >= 0; --k) {
+        p[k] = static_cast<char>('0' + frac % 10);
+        frac /= 10;
+    }
+    return p + P;
 }
 
 py::bytes obj_text(py::array_t<float, py::array::c_style | py::array::forcecast> vertices,
@@ -107,50 +182,59 @@ py::bytes obj_text(py::array_t<float, py::array::c_style | py::array::forcecast>
     const int64_t* f = faces.data();
     const float* n = has_n ? nrm.data() : nullptr;
     const float* c = has_c ? col.data() : nullptr;
-    std::string s;
+    TextBuffer out;
     {
         py::gil_scoped_release release;
-        s.reserve(static_cast<size_t>(nv) * (has_n ? 80 : 40) + static_cast<size_t>(nf) * (has_n ? 48 : 24));
+        out.s.resize(static_cast<size_t>(nv) * (has_n ? 80 : 40) + static_cast<size_t>(nf) * (has_n ? 48 : 24) + 64);
+        const size_t v_line = 3 + 3 * (kMaxFloatChars + 1) * (has_c ? 2 : 1);
         for (int64_t i = 0; i < nv; ++i) {
-            s += "v ";
+            char* p = out.room(v_line);
+            *p++ = 'v';
             for (int k = 0; k < 3; ++k) {
-                if (k) s += ' ';
-                put_float(s, v[3 * i + k], 6);
+                *p++ = ' ';
+                p = put_float<6>(p, v[3 * i + k]);
             }
             if (has_c) {
                 for (int k = 0; k < 3; ++k) {
-                    s += ' ';
+                    *p++ = ' ';
                     // the Python twin prints float32(c) / 255 computed in float32
-                    put_float(s, static_cast<double>(c[3 * i + k] / 255.0f), 4);
+                    p = put_float<4>(p, c[3 * i + k] / 255.0f);
                 }
             }
-            s += '\n';
+            *p++ = '\n';
+            out.commit(p);
         }
         if (has_n) {
             for (int64_t i = 0; i < nv; ++i) {
-                s += "vn ";
+                char* p = out.room(4 + 3 * (kMaxFloatChars + 1));
+                *p++ = 'v';
+                *p++ = 'n';
                 for (int k = 0; k < 3; ++k) {
-                    if (k) s += ' ';
-                    put_float(s, n[3 * i + k], 5);
+                    *p++ = ' ';
+                    p = put_float<5>(p, n[3 * i + k]);
                 }
-                s += '\n';
+                *p++ = '\n';
+                out.commit(p);
             }
         }
         for (int64_t i = 0; i < nf; ++i) {
-            s += "f ";
+            char* p = out.room(3 + 3 * (2 * 21 + 3));
+            *p++ = 'f';
             for (int k = 0; k < 3; ++k) {
-                if (k) s += ' ';
+                *p++ = ' ';
                 const int64_t idx = f[3 * i + k] + 1;
-                put_int(s, idx);
+                p = put_int(p, idx);
                 if (has_n) {
-                    s += "//";
-                    put_int(s, idx);
+                    *p++ = '/';
+                    *p++ = '/';
+                    p = put_int(p, idx);
                 }
             }
-            s += '\n';
+            *p++ = '\n';
+            out.commit(p);
         }
     }
-    return py::bytes(s);
+    return py::bytes(out.s.data(), out.n);
 }
 
 }  // namespace

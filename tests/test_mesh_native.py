@@ -29,6 +29,22 @@ def test_native_obj_text_equals_the_python_twin(normals, colors):
     assert obj_bytes(empty) == obj_bytes_py(empty) == b""
 
 
+def test_native_obj_text_rounds_as_printf_at_the_edges():
+    """Exact decimal ties round to even (1/128 = 0.0078125 -> 0.007812, 3/128 -> 0.023438; for
+    normals' 5 places 1/64 -> 0.01562), tiny negatives keep their sign (-0.000000), huge values,
+    inf and nan print as Python's '%.6f' does."""
+    pytest.importorskip("streamrecon._native", reason="native extension not built")
+    edges = np.array([1 / 128, 3 / 128, -1 / 128, -5 / 128, 1 / 64, -3 / 64, 1e-9, -1e-9, -0.0, 0.5, 2.5,
+                      999999.9999995, 123456789.0, 9.99e11, 1.0e12, -3.5e13, 3.0e38, np.inf, -np.inf, np.nan,
+                      np.float32(0.1), np.float32(-2.675)], np.float32)
+    v = np.resize(edges, (len(edges) + 2) // 3 * 3).reshape(-1, 3)
+    m = Mesh(v, np.zeros((1, 3), np.int64), normals=v[::-1].copy(), colors=np.full(v.shape, 2, np.uint8))
+    text = obj_bytes(m)
+    assert text == obj_bytes_py(m)
+    assert b"v 0.007812 0.023438 -0.007812" in text and b"-0.000000" in text and b"nan" in text
+    assert obj_bytes(Mesh(v, np.zeros((1, 3), np.int64))) == obj_bytes_py(Mesh(v, np.zeros((1, 3), np.int64)))
+
+
 def test_native_obj_round_trips(tmp_path):
     m = _mesh(seed=4)
     path = tmp_path / "m.obj"
