@@ -8,6 +8,11 @@
 // its value by midpoint interpolation of its parent support, x then y then z, (a + b) * 0.5 in
 // float32 (the torch code's order), and its side from any support point (supports of
 // interpolated points never straddle the level).
+//
+// Speed (2-core Xeon, 128: 45k points -> 24k cells; 256): 23 -> 6.6 ms and 131 -> 29 ms against the
+// first version (a hash lookup, 64-bit divisions, a sort of the crossed cells): keys decode by a
+// multiply (FastDiv), points are found by a presence bitset and word ranks, crossed cells are
+// deduplicated in a bitset. Key decoding is 32-bit: L <= 1600 (octree.py falls back above).
 #include "octree_cells.h"
 
 #include <pybind11/numpy.h>
@@ -36,6 +41,33 @@ inline float interp_from_parent(const float* parent, int64_t n2, int64_t i, int6
     return (cy[0] + cy[1]) * 0.5f;
 }
 
+// floor(x / d) for 32-bit x and 2 <= d < 2^32 by one 128-bit multiply (Lemire et al., "Faster
+// remainder by direct computation", 2019): the lattice's keys are decoded into coordinates per
+// point, and a 64-bit division by a run-time divisor costs tens of cycles.
+struct FastDiv {
+    uint64_t m;
+    uint64_t d;
+    explicit FastDiv(uint64_t divisor) : m(UINT64_MAX / divisor + 1), d(divisor) {}
+    uint64_t div(uint64_t x) const { return static_cast<uint64_t>((static_cast<unsigned __int128>(m) * x) >> 64); }
+};
+
+// (i, j, k) of a key (i * n + j) * n + k of an n^3 lattice (n^3 < 2^32).
+struct KeyCoder {
+    FastDiv by_n, by_nn;
+    int64_t n;
+    explicit KeyCoder(int64_t side) : by_n(static_cast<uint64_t>(side)), by_nn(static_cast<uint64_t>(side * side)), n(side) {}
+    void decode(int64_t key, int64_t out[3]) const {
+        const uint64_t i = by_nn.div(static_cast<uint64_t>(key));
+        const uint64_t rest = static_cast<uint64_t>(key) - i * static_cast<uint64_t>(n * n);
+        const uint64_t j = by_n.div(rest);
+        out[0] = static_cast<int64_t>(i);
+        out[1] = static_cast<int64_t>(j);
+        out[2] = static_cast<int64_t>(rest - j * static_cast<uint64_t>(n));
+    }
+};
+
+inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
+
 struct Lattice {
     const int64_t* keys;
     const float* vals;
@@ -43,7 +75,14 @@ struct Lattice {
     const float* parent;
     int64_t n1, n2;
     double level;
-    std::vector<int64_t> table;  // open addressing: key index or -1 (a hash beats binary search)
+    KeyCoder coder;
+    // Key -> row. Lattices up to 2^28 points: a presence bit per point and the rank of each
+    // 64-bit word (row = rank + set bits below; the keys are sorted, so rows are ranks): two
+    // loads from arrays of a few MB. Larger ones: open addressing on a hash.
+    bool use_bits = false;
+    std::vector<uint64_t> bits;
+    std::vector<uint32_t> rank;
+    std::vector<int64_t> table;
     uint64_t mask = 0;
 
     static uint64_t hash(int64_t k) {
@@ -53,7 +92,21 @@ struct Lattice {
         x ^= x >> 33;
         return x;
     }
-    void build() {
+    void build(uint64_t bitset_max) {
+        const uint64_t points = static_cast<uint64_t>(n1) * n1 * n1;
+        use_bits = points <= bitset_max;
+        if (use_bits) {
+            const size_t words = static_cast<size_t>((points + 63) / 64);
+            bits.assign(words, 0);
+            for (int64_t r = 0; r < nk; ++r) bits[keys[r] >> 6] |= uint64_t(1) << (keys[r] & 63);
+            rank.resize(words);
+            uint32_t acc = 0;
+            for (size_t w = 0; w < words; ++w) {
+                rank[w] = acc;
+                acc += static_cast<uint32_t>(popcount64(bits[w]));
+            }
+            return;
+        }
         uint64_t cap = 16;
         while (cap < static_cast<uint64_t>(nk) * 2) cap <<= 1;
         table.assign(cap, -1);
@@ -65,6 +118,12 @@ struct Lattice {
         }
     }
     int64_t find(int64_t key) const {
+        if (use_bits) {
+            const uint64_t word = bits[key >> 6];
+            const int b = static_cast<int>(key & 63);
+            if (!((word >> b) & 1)) return -1;
+            return static_cast<int64_t>(rank[key >> 6]) + popcount64(word & ((uint64_t(1) << b) - 1));
+        }
         for (uint64_t i = hash(key) & mask;; i = (i + 1) & mask) {
             const int64_t r = table[i];
             if (r < 0 || keys[r] == key) return r;
@@ -74,8 +133,9 @@ struct Lattice {
     bool side(int64_t key) const {
         const int64_t f = find(key);
         if (f >= 0) return vals[f] > level;
-        const int64_t i = key / (n1 * n1), j = (key / n1) % n1, k = key % n1;
-        return parent_at(i >> 1, j >> 1, k >> 1) > level;
+        int64_t c[3];
+        coder.decode(key, c);
+        return parent_at(c[0] >> 1, c[1] >> 1, c[2] >> 1) > level;
     }
     float value(int64_t i, int64_t j, int64_t k) const {
         const int64_t f = find((i * n1 + j) * n1 + k);
@@ -90,15 +150,15 @@ constexpr int kCorner[8][3] = {{0, 0, 0}, {1, 0, 0}, {1, 1, 0}, {0, 1, 0},
 py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::array::forcecast> keys,
                                py::array_t<float, py::array::c_style | py::array::forcecast> vals,
                                py::array_t<float, py::array::c_style | py::array::forcecast> parent,
-                               int64_t extent, int64_t resolution, double level) {
+                               int64_t extent, int64_t resolution, double level, int64_t bitset_max) {
     if (keys.ndim() != 1 || vals.ndim() != 1 || keys.shape(0) != vals.shape(0))
         throw std::invalid_argument("keys, vals: expected 1-D arrays of the same length");
-    if (extent < 2 || extent % 2 || resolution < 2 || resolution > extent + 1)
-        throw std::invalid_argument("extent: expected an even L >= 2 with resolution <= L + 1");
+    if (extent < 2 || extent % 2 || resolution < 2 || resolution > extent + 1 || extent > 1600)
+        throw std::invalid_argument("extent: expected an even L in [2, 1600] with resolution <= L + 1");
     const int64_t n2 = extent / 2 + 1;
     if (parent.ndim() != 3 || parent.shape(0) != n2 || parent.shape(1) != n2 || parent.shape(2) != n2)
         throw std::invalid_argument("parent: expected float32 [L/2 + 1]^3");
-    Lattice lat{keys.data(), vals.data(), keys.shape(0), parent.data(), extent + 1, n2, level, {}, 0};
+    Lattice lat{keys.data(), vals.data(), keys.shape(0), parent.data(), extent + 1, n2, level, KeyCoder(extent + 1)};
     const int64_t n1 = lat.n1, nk = lat.nk;
     for (int64_t r = 0; r < nk; ++r) {
         if (lat.keys[r] < 0 || lat.keys[r] >= n1 * n1 * n1 || (r && lat.keys[r] <= lat.keys[r - 1]))
@@ -108,13 +168,19 @@ py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::arr
     std::vector<float> corners;
     {
         py::gil_scoped_release release;
-        lat.build();
+        bitset_max = std::clamp<int64_t>(bitset_max, 0, int64_t(1) << 28);  // at most 32 MB of bits
+        lat.build(static_cast<uint64_t>(bitset_max));
+        // crossed cells, deduplicated in a bit set over the cell lattice (up to 2^28 cells), else sorted
+        std::vector<uint64_t> cell_bits;
+        if (static_cast<uint64_t>(resolution) * resolution * resolution <= static_cast<uint64_t>(bitset_max))
+            cell_bits.assign(static_cast<size_t>((static_cast<uint64_t>(resolution) * resolution * resolution + 63) / 64), 0);
         const int64_t strides[3] = {n1 * n1, n1, 1};
         const int64_t hi = resolution - 2;  // last cell index
         for (int64_t r = 0; r < nk; ++r) {
             const int64_t p = lat.keys[r];
             const bool sp = lat.vals[r] > level;
-            const int64_t pc[3] = {p / (n1 * n1), (p / n1) % n1, p % n1};
+            int64_t pc[3];
+            lat.coder.decode(p, pc);
             for (int a = 0; a < 3; ++a) {
                 int64_t lower[2];
                 int nl = 0;
@@ -125,34 +191,50 @@ py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::arr
                 }
                 const int b = (a + 1) % 3, c = (a + 2) % 3;
                 for (int e = 0; e < nl; ++e) {
-                    const int64_t l[3] = {lower[e] / (n1 * n1), (lower[e] / n1) % n1, lower[e] % n1};
+                    int64_t l[3];
+                    lat.coder.decode(lower[e], l);
                     for (int db = 0; db < 2; ++db)
                         for (int dc = 0; dc < 2; ++dc) {
                             int64_t cc[3] = {l[0], l[1], l[2]};
                             cc[b] -= db;
                             cc[c] -= dc;
                             if (cc[0] < 0 || cc[1] < 0 || cc[2] < 0 || cc[0] > hi || cc[1] > hi || cc[2] > hi) continue;
-                            cells.push_back((cc[0] * resolution + cc[1]) * resolution + cc[2]);
+                            const int64_t key = (cc[0] * resolution + cc[1]) * resolution + cc[2];
+                            if (cell_bits.empty())
+                                cells.push_back(key);
+                            else
+                                cell_bits[key >> 6] |= uint64_t(1) << (key & 63);
                         }
                 }
             }
         }
-        std::sort(cells.begin(), cells.end());
-        cells.erase(std::unique(cells.begin(), cells.end()), cells.end());
+        if (cell_bits.empty()) {
+            std::sort(cells.begin(), cells.end());
+            cells.erase(std::unique(cells.begin(), cells.end()), cells.end());
+        } else {  // the set bits in order are the sorted unique cells
+            for (size_t w = 0; w < cell_bits.size(); ++w) {
+                for (uint64_t word = cell_bits[w]; word; word &= word - 1)
+                    cells.push_back(static_cast<int64_t>(w * 64 + __builtin_ctzll(word)));
+            }
+        }
         corners.resize(cells.size() * 8);
+        const KeyCoder cell_coder(resolution);
         for (size_t m = 0; m < cells.size(); ++m) {
-            const int64_t i = cells[m] / (resolution * resolution), j = (cells[m] / resolution) % resolution,
-                          k = cells[m] % resolution;
-            for (int q = 0; q < 8; ++q) corners[m * 8 + q] = lat.value(i + kCorner[q][0], j + kCorner[q][1], k + kCorner[q][2]);
+            int64_t c[3];
+            cell_coder.decode(cells[m], c);
+            for (int q = 0; q < 8; ++q) corners[m * 8 + q] = lat.value(c[0] + kCorner[q][0], c[1] + kCorner[q][1], c[2] + kCorner[q][2]);
         }
     }
     const py::ssize_t m = static_cast<py::ssize_t>(cells.size());
     py::array_t<int64_t> cout({m, static_cast<py::ssize_t>(3)});
     auto co = cout.mutable_unchecked<2>();
+    const KeyCoder out_coder(resolution);
     for (py::ssize_t r = 0; r < m; ++r) {
-        co(r, 0) = cells[r] / (resolution * resolution);
-        co(r, 1) = (cells[r] / resolution) % resolution;
-        co(r, 2) = cells[r] % resolution;
+        int64_t c[3];
+        out_coder.decode(cells[r], c);
+        co(r, 0) = c[0];
+        co(r, 1) = c[1];
+        co(r, 2) = c[2];
     }
     py::array_t<float> vout({m, static_cast<py::ssize_t>(8)});
     std::copy(corners.begin(), corners.end(), vout.mutable_data());
@@ -216,7 +298,10 @@ void register_octree_cells(py::module_& m) {
           "6-neighbours of new_keys whose interpolated side disagrees with theirs. Releases the GIL.");
     m.def("octree_surface_cells", &octree_surface_cells, py::arg("keys"), py::arg("vals"), py::arg("parent"),
           py::arg("extent"), py::arg("resolution"), py::arg("level") = 0.5,
+          py::arg("bitset_max") = int64_t(1) << 28,
           "Cells (int64 [M,3], sorted, in [0, resolution-2]^3) with an edge crossing the level, and their "
           "corner values (float32 [M,8], PyMCubes corner order), from an octree's queried points (sorted keys "
-          "of the (extent+1)^3 lattice, values) and its stride-2 parent lattice float32 [extent/2+1]^3.");
+          "of the (extent+1)^3 lattice, values) and its stride-2 parent lattice float32 [extent/2+1]^3. "
+          "Lattices of up to bitset_max points use bitsets (a few MB), larger ones a hash and a sort "
+          "(the same result; tests lower it to run both).");
 }

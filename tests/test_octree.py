@@ -267,3 +267,21 @@ def test_native_surface_cells_match_torch_twin(field, n, cfg):
     assert len(c_pt) > 0
     assert torch.equal(c_nat, c_pt)
     assert torch.equal(v_nat, v_pt)  # bit-identical interpolation
+
+
+def test_native_surface_cells_hash_and_sort_paths_match_the_bitset_path():
+    # lattices above 2^28 points (extent > 644) take a hash lookup and a sorted dedup; a lowered
+    # bitset_max sends a small octree down those paths: the same cells and values
+    nat = pytest.importorskip("streamrecon._native", reason="native extension not built")
+    o = evaluate_octree(body_field(), 96, OctreeConfig())
+    args = (o.keys.numpy(), o.vals.numpy(), o.parent.numpy(), o.extent, o.resolution, o.level)
+    c_bits, v_bits = nat.octree_surface_cells(*args)
+    c_hash, v_hash = nat.octree_surface_cells(*args, bitset_max=0)
+    assert len(c_bits) > 0
+    assert np.array_equal(c_bits, c_hash) and np.array_equal(v_bits, v_hash)
+
+
+def test_native_surface_cells_refuse_lattices_past_32_bit_keys():
+    nat = pytest.importorskip("streamrecon._native", reason="native extension not built")
+    with pytest.raises(ValueError, match="1600"):
+        nat.octree_surface_cells(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((1, 1, 1), np.float32), 1602, 1603)

@@ -38,6 +38,8 @@ from .dense import call_query
 from .config import OctreeConfig
 from .grid import CORNER_OFFSETS, DenseOccupancy, check_resolution, grid_points
 
+NATIVE_MAX_EXTENT = 1600  # octree_surface_cells' 32-bit key decoding: (L + 1)^3 < 2^32
+
 log = logging.getLogger(__name__)
 
 QueryFn = Callable[[torch.Tensor], torch.Tensor]
@@ -268,7 +270,8 @@ class OctreeOccupancy:
         (``streamrecon._native.octree_surface_cells``, one pass in C++) on CPU when built,
         else the torch code (its slow twin; also the GPU path)."""
         nat = None
-        if native and self.device.type == "cpu":
+        # the kernel decodes keys of the (L + 1)^3 lattice in 32 bits: L <= 1600 (resolution 1601)
+        if native and self.device.type == "cpu" and self.extent <= NATIVE_MAX_EXTENT:
             from ..native import native_or_none
 
             nat = native_or_none("octree surface cells")
