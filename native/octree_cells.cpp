@@ -74,7 +74,7 @@ struct Lattice {
     int64_t nk;
     const float* parent;
     int64_t n1, n2;
-    double level;
+    float level;  // compared in float32, as torch compares a float32 tensor with a Python float
     KeyCoder coder;
     // Key -> row. Lattices up to 2^28 points: a presence bit per point and the rank of each
     // 64-bit word (row = rank + set bits below; the keys are sorted, so rows are ranks): two
@@ -158,7 +158,7 @@ py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::arr
     const int64_t n2 = extent / 2 + 1;
     if (parent.ndim() != 3 || parent.shape(0) != n2 || parent.shape(1) != n2 || parent.shape(2) != n2)
         throw std::invalid_argument("parent: expected float32 [L/2 + 1]^3");
-    Lattice lat{keys.data(), vals.data(), keys.shape(0), parent.data(), extent + 1, n2, level, KeyCoder(extent + 1)};
+    Lattice lat{keys.data(), vals.data(), keys.shape(0), parent.data(), extent + 1, n2, static_cast<float>(level), KeyCoder(extent + 1)};
     const int64_t n1 = lat.n1, nk = lat.nk;
     for (int64_t r = 0; r < nk; ++r) {
         if (lat.keys[r] < 0 || lat.keys[r] >= n1 * n1 * n1 || (r && lat.keys[r] <= lat.keys[r - 1]))
@@ -178,7 +178,7 @@ py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::arr
         const int64_t hi = resolution - 2;  // last cell index
         for (int64_t r = 0; r < nk; ++r) {
             const int64_t p = lat.keys[r];
-            const bool sp = lat.vals[r] > level;
+            const bool sp = lat.vals[r] > lat.level;
             int64_t pc[3];
             lat.coder.decode(p, pc);
             for (int a = 0; a < 3; ++a) {
@@ -289,6 +289,106 @@ py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style 
     return res;
 }
 
+// The first candidates of one octree level (streamrecon/occupancy/octree.py, _refine, band 0, no
+// margin/spread): for every edge of the parent lattice whose ends lie on different sides of the
+// level, the child-lattice points around it (the edge midpoint, the 4 face centres and the 4 cell
+// centres: 2p + e_a + sb e_b + sc e_c, sb, sc in {-1, 0, 1}) that are inside the lattice and not
+// yet queried. Sorted unique keys of the child lattice (n = 2 P - 1), deduplicated in a bitset
+// over it (known holds at most 2^25 points, the caller's mask limit). Native twin of the torch
+// code (nonzero, offsets, range filter, unique, mask lookup).
+py::array_t<int64_t> octree_edge_candidates(py::array_t<float, py::array::c_style | py::array::forcecast> parent,
+                                            py::array_t<bool, py::array::c_style> known, double level) {
+    if (parent.ndim() != 3 || parent.shape(0) != parent.shape(1) || parent.shape(0) != parent.shape(2) || parent.shape(0) < 2)
+        throw std::invalid_argument("parent: expected float32 [P, P, P] with P >= 2");
+    const int64_t P = parent.shape(0), n = 2 * P - 1;
+    if (known.ndim() != 1 || known.shape(0) != n * n * n)
+        throw std::invalid_argument("known: expected bool [n^3] with n = 2 P - 1 = " + std::to_string(n));
+    if (n * n * n > (int64_t(1) << 28))
+        throw std::invalid_argument("known: lattices above 2^28 points take the torch code");
+    const float* par = parent.data();
+    const bool* kn = known.data();
+    std::vector<int64_t> out;
+    {
+        py::gil_scoped_release release;
+        const float lv = static_cast<float>(level);
+        const size_t npts = static_cast<size_t>(n * n * n);
+        std::vector<uint64_t> mark((npts + 63) / 64, 0);
+        // side of each parent point, one byte each
+        std::vector<uint8_t> side(static_cast<size_t>(P * P * P));
+        for (size_t r = 0; r < side.size(); ++r) side[r] = par[r] > lv;
+        const int64_t pstride[3] = {P * P, P, 1};
+        const int64_t cstride[3] = {n * n, n, 1};
+        for (int64_t i = 0; i < P; ++i)
+            for (int64_t j = 0; j < P; ++j)
+                for (int64_t k = 0; k < P; ++k) {
+                    const int64_t p = (i * P + j) * P + k;
+                    const int64_t pc[3] = {i, j, k};
+                    for (int a = 0; a < 3; ++a) {
+                        if (pc[a] == P - 1 || side[p] == side[p + pstride[a]]) continue;
+                        const int b = (a + 1) % 3, c = (a + 2) % 3;
+                        const int64_t cb = 2 * pc[b], cc = 2 * pc[c];
+                        const int64_t centre = 2 * i * cstride[0] + 2 * j * cstride[1] + 2 * k * cstride[2] + cstride[a];
+                        for (int sb = -1; sb <= 1; ++sb) {
+                            if (cb + sb < 0 || cb + sb > n - 1) continue;
+                            for (int sc = -1; sc <= 1; ++sc) {
+                                if (cc + sc < 0 || cc + sc > n - 1) continue;
+                                const int64_t q = centre + sb * cstride[b] + sc * cstride[c];
+                                if (!kn[q]) mark[static_cast<size_t>(q) >> 6] |= uint64_t(1) << (q & 63);
+                            }
+                        }
+                    }
+                }
+        for (size_t w = 0; w < mark.size(); ++w)
+            for (uint64_t word = mark[w]; word; word &= word - 1)
+                out.push_back(static_cast<int64_t>(w * 64 + __builtin_ctzll(word)));
+    }
+    py::array_t<int64_t> res(static_cast<py::ssize_t>(out.size()));
+    std::copy(out.begin(), out.end(), res.mutable_data());
+    return res;
+}
+
+// keys_a (sorted) and keys_b (any order) with their values, as one sorted array: what
+// torch.sort(torch.cat(...)) gives for disjoint keys, in O(|a| + |b| log |b|) instead of a sort
+// of everything (the octree's sorted set of queried points grows by merges, several per level).
+py::tuple merge_sorted_keys(py::array_t<int64_t, py::array::c_style | py::array::forcecast> keys_a,
+                            py::array_t<float, py::array::c_style | py::array::forcecast> vals_a,
+                            py::array_t<int64_t, py::array::c_style | py::array::forcecast> keys_b,
+                            py::array_t<float, py::array::c_style | py::array::forcecast> vals_b) {
+    if (keys_a.ndim() != 1 || vals_a.ndim() != 1 || keys_a.shape(0) != vals_a.shape(0) || keys_b.ndim() != 1 ||
+        vals_b.ndim() != 1 || keys_b.shape(0) != vals_b.shape(0))
+        throw std::invalid_argument("keys, vals: expected 1-D arrays, each pair of the same length");
+    const int64_t na = keys_a.shape(0), nb = keys_b.shape(0);
+    const int64_t *ka = keys_a.data(), *kb = keys_b.data();
+    const float *va = vals_a.data(), *vb = vals_b.data();
+    for (int64_t r = 1; r < na; ++r)
+        if (ka[r] < ka[r - 1]) throw std::invalid_argument("keys_a: expected sorted keys");
+    py::array_t<int64_t> ko(static_cast<py::ssize_t>(na + nb));
+    py::array_t<float> vo(static_cast<py::ssize_t>(na + nb));
+    int64_t* k = ko.mutable_data();
+    float* v = vo.mutable_data();
+    {
+        py::gil_scoped_release release;
+        std::vector<int64_t> order(static_cast<size_t>(nb));
+        for (int64_t r = 0; r < nb; ++r) order[r] = r;
+        bool sorted_b = true;
+        for (int64_t r = 1; r < nb && sorted_b; ++r) sorted_b = kb[r] >= kb[r - 1];
+        if (!sorted_b) std::sort(order.begin(), order.end(), [kb](int64_t x, int64_t y) { return kb[x] < kb[y]; });
+        int64_t i = 0, j = 0, o = 0;
+        while (i < na && j < nb) {
+            if (kb[order[j]] < ka[i]) {
+                k[o] = kb[order[j]];
+                v[o++] = vb[order[j++]];
+            } else {
+                k[o] = ka[i];
+                v[o++] = va[i++];
+            }
+        }
+        for (; i < na; ++i, ++o) k[o] = ka[i], v[o] = va[i];
+        for (; j < nb; ++j, ++o) k[o] = kb[order[j]], v[o] = vb[order[j]];
+    }
+    return py::make_tuple(ko, vo);
+}
+
 }  // namespace
 
 void register_octree_cells(py::module_& m) {
@@ -304,4 +404,9 @@ void register_octree_cells(py::module_& m) {
           "of the (extent+1)^3 lattice, values) and its stride-2 parent lattice float32 [extent/2+1]^3. "
           "Lattices of up to bitset_max points use bitsets (a few MB), larger ones a hash and a sort "
           "(the same result; tests lower it to run both).");
+    m.def("octree_edge_candidates", &octree_edge_candidates, py::arg("parent"), py::arg("known"), py::arg("level") = 0.5,
+          "Sorted unique child-lattice keys (n = 2P - 1) of the points around the parent lattice's crossed "
+          "edges (midpoint, face and cell centres) that known does not mark. Releases the GIL.");
+    m.def("merge_sorted_keys", &merge_sorted_keys, py::arg("keys_a"), py::arg("vals_a"), py::arg("keys_b"), py::arg("vals_b"),
+          "(keys, vals): sorted keys_a and keys_b (any order) merged into one sorted array, values alongside.");
 }

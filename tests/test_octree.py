@@ -63,9 +63,9 @@ def test_thin_limbed_body_lossless(body_grids):
 
 @pytest.mark.parametrize("field", [body_field(), SphereField(radius=0.3, center=(0.05, 0.1, 0.0))], ids=["body", "sphere"])
 def test_native_round_mask_and_sorted_keys_give_the_same_octree(monkeypatch, field):
-    """The lossless check's rounds run natively (bit-mask membership), in torch with the mask, or
-    in torch with binary search over sorted keys (big lattices): the same points get queried and
-    the grids are identical."""
+    """The first candidates, the lossless check's rounds and the merges of queried points run
+    natively (bit-mask membership), in torch with the mask, or in torch with binary search over
+    sorted keys (big lattices): the same points get queried and the grids are identical."""
     from streamrecon.occupancy import octree as oc
 
     def build():
@@ -78,8 +78,10 @@ def test_native_round_mask_and_sorted_keys_give_the_same_octree(monkeypatch, fie
     with_mask = build()
     monkeypatch.setattr(oc, "KNOWN_MASK_MAX_POINTS", 0)
     with_keys = build()
+    monkeypatch.setattr(oc, "NATIVE_CHECK", True)
+    native_merges_only = build()  # no mask: torch candidates and rounds, native merges
     assert native.stats["levels"][-1]["lossless_queries"] > 0  # the check had work to do
-    for other in (with_mask, with_keys):
+    for other in (with_mask, with_keys, native_merges_only):
         assert native.num_queries == other.num_queries
         assert [lv["rounds"] for lv in native.stats["levels"]] == [lv["rounds"] for lv in other.stats["levels"]]
         assert torch.equal(native.keys, other.keys) and torch.equal(native.vals, other.vals)
@@ -285,3 +287,30 @@ def test_native_surface_cells_refuse_lattices_past_32_bit_keys():
     nat = pytest.importorskip("streamrecon._native", reason="native extension not built")
     with pytest.raises(ValueError, match="1600"):
         nat.octree_surface_cells(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((1, 1, 1), np.float32), 1602, 1603)
+
+
+def test_native_merge_sorts_the_second_array_and_checks_the_first():
+    nat = pytest.importorskip("streamrecon._native", reason="native extension not built")
+    ka, kb = np.array([1, 4, 9, 20]), np.array([15, 2, 30, 0])
+    va, vb = ka.astype(np.float32) * 10, kb.astype(np.float32) * 10
+    k, v = nat.merge_sorted_keys(ka, va, kb, vb)
+    assert k.tolist() == [0, 1, 2, 4, 9, 15, 20, 30] and np.array_equal(v, k * 10.0)
+    with pytest.raises(ValueError, match="sorted"):
+        nat.merge_sorted_keys(kb, vb, ka, va)
+
+
+def test_native_surface_cells_compare_values_at_the_level_as_torch_does():
+    # values exactly float32(level) are outside (v > level in float32, as torch compares); a double
+    # comparison would call float32(0.55) > 0.55 inside and add cells
+    pytest.importorskip("streamrecon._native", reason="native extension not built")
+    sphere = SphereField(radius=0.6)
+
+    def stepped(points):
+        v = sphere(points)
+        return torch.where(v > 0.7, 0.9, torch.where(v > 0.3, 0.55, 0.1)).to(torch.float32)
+
+    o = evaluate_octree(stepped, 48, OctreeConfig(init_resolution=8, level=0.55))
+    assert (o.vals == np.float32(0.55)).sum() > 0
+    c_nat, v_nat = o.surface_cells_and_values(native=True)
+    c_pt, v_pt = o.surface_cells_and_values(native=False)
+    assert len(c_pt) > 0 and torch.equal(c_nat, c_pt) and torch.equal(v_nat, v_pt)

@@ -116,7 +116,13 @@ class _Sorted:
         pos = torch.searchsorted(self.keys, q).clamp_max_(len(self.keys) - 1)
         return self.keys[pos] == q, pos
 
-    def add(self, keys: torch.Tensor, vals: torch.Tensor) -> None:
+    def add(self, keys: torch.Tensor, vals: torch.Tensor, nat=None) -> None:
+        """Insert ``keys`` (disjoint from the present ones, any order): one native merge when
+        ``nat`` (the native module) is given, else a sort of everything (its twin)."""
+        if nat is not None:
+            k, v = nat.merge_sorted_keys(self.keys.numpy(), self.vals.numpy(), keys.numpy(), vals.numpy())
+            self.keys, self.vals = torch.from_numpy(k), torch.from_numpy(v)
+            return
         k = torch.cat((self.keys, keys))
         v = torch.cat((self.vals, vals))
         k, order = torch.sort(k)
@@ -392,16 +398,14 @@ def _native_round(dev: torch.device):
     return native_or_none("octree lossless check")
 
 
-def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, extent: int,
-            cfg: OctreeConfig) -> Tuple[_Sorted, dict]:
-    """One level: from the dense parent lattice (stride 2h) to the queried points of stride h."""
+def _first_candidates(parent: torch.Tensor, exact: _Sorted, known_mask: Optional[torch.Tensor],
+                      cfg: OctreeConfig) -> torch.Tensor:
+    """Sorted unique child-lattice keys, not yet queried, of the points around the parent's crossed
+    edges (band 0: edge midpoints, face and cell centres) or of the whole cells that ``band``,
+    ``margin`` and ``spread`` select. ``octree_edge_candidates`` is the native twin of band 0."""
     dev = parent.device
     npar = parent.shape[0]
     n = 2 * npar - 1
-    before = ask.count
-    # parent-queried points keep their values; (i, j, k) -> (2i, 2j, 2k) preserves the order
-    exact = _Sorted(_lin(2 * _unlin(parent_exact.keys, npar), n), parent_exact.vals)
-
     side = parent > cfg.level
     cand = []
     whole = []  # cells (parent lattice) all of whose child points are queried
@@ -428,16 +432,34 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
         pts = (2 * cells[:, None, :] + k3[None]).reshape(-1, 3)
         cand.append(_lin(pts, n))
     cand = torch.unique(torch.cat(cand)) if cand else torch.zeros(0, dtype=torch.int64, device=dev)
+    found = known_mask[cand] if known_mask is not None else exact.find(cand)[0]
+    return cand[~found]
+
+
+def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, extent: int,
+            cfg: OctreeConfig) -> Tuple[_Sorted, dict]:
+    """One level: from the dense parent lattice (stride 2h) to the queried points of stride h."""
+    dev = parent.device
+    npar = parent.shape[0]
+    n = 2 * npar - 1
+    before = ask.count
+    # parent-queried points keep their values; (i, j, k) -> (2i, 2j, 2k) preserves the order
+    exact = _Sorted(_lin(2 * _unlin(parent_exact.keys, npar), n), parent_exact.vals)
+
     # membership of queried points: a bit per lattice point where that is small (a direct lookup
     # instead of a binary search per candidate, every round), else the sorted keys
     known_mask = None
     if n ** 3 <= KNOWN_MASK_MAX_POINTS:
         known_mask = torch.zeros(n ** 3, dtype=torch.bool, device=dev)
         known_mask[exact.keys] = True
-    found = known_mask[cand] if known_mask is not None else exact.find(cand)[0]
-    new = cand[~found]
+    nat = _native_round(dev)  # merges at any size; the candidate and check kernels need the mask
+    if nat is not None and known_mask is not None and cfg.band == 0 and cfg.margin == 0 and cfg.spread == 0:
+        # _first_candidates in one native call (the same sorted keys)
+        new = torch.from_numpy(nat.octree_edge_candidates(parent.numpy(), known_mask.numpy(), cfg.level))
+    else:
+        new = _first_candidates(parent, exact, known_mask, cfg)
     vals = ask(_unlin(new, n) * h)
-    exact.add(new, vals)
+    exact.add(new, vals, nat)
     if known_mask is not None:
         known_mask[new] = True
     first = ask.count - before
@@ -448,10 +470,9 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
     # points found by the check are merged into ``exact`` once at the end (no big re-sort per round)
     recent = _Sorted(new[:0], vals[:0])
     found_keys, found_vals = [], []
-    nat = _native_round(dev) if known_mask is not None else None
     while check and len(new) and rounds < cfg.max_rounds:
         rounds += 1
-        if nat is not None:  # the torch round body below in one native call (same arithmetic, sorted keys)
+        if nat is not None and known_mask is not None:  # the torch round body below in one native call (same arithmetic, sorted keys)
             new = torch.from_numpy(nat.octree_check_round(new.numpy(), vals.numpy(), parent.numpy(),
                                                           known_mask.numpy(), cfg.level))
         else:
@@ -473,11 +494,11 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
             found_keys.append(new)
             found_vals.append(vals)
         else:
-            recent.add(new, vals)
+            recent.add(new, vals, nat)
     if found_keys:
         recent = _Sorted(torch.cat(found_keys), torch.cat(found_vals))  # disjoint rounds: no duplicates
     if len(recent.keys):
-        exact.add(recent.keys, recent.vals)
+        exact.add(recent.keys, recent.vals, nat)
     if check and rounds >= cfg.max_rounds:
         log.warning("octree: lossless check stopped after %d rounds at stride %d", rounds, h)
     info = {"stride": h, "queries": ask.count - before, "surface_queries": first,
