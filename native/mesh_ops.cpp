@@ -7,6 +7,8 @@
 //   Floats are printed in fixed notation, correctly rounded as Python's '%.6f' % x prints them
 //   (put_float: exact integer scaling; std::to_chars for huge values), integers by two-digit
 //   table lookups, into a buffer grown a line at a time.
+// - vertex_normals: area-weighted vertex normals of streamrecon.mesh.normals.vertex_normals, the
+//   same float64 arithmetic in the same order (numpy's cross, bincount over faces in order, norm).
 #include "mesh_ops.h"
 
 #include <pybind11/numpy.h>
@@ -237,6 +239,45 @@ py::bytes obj_text(py::array_t<float, py::array::c_style | py::array::forcecast>
     return py::bytes(out.s.data(), out.n);
 }
 
+py::array_t<float> vertex_normals(py::array_t<float, py::array::c_style | py::array::forcecast> vertices,
+                                  py::array_t<int64_t, py::array::c_style | py::array::forcecast> faces) {
+    if (vertices.ndim() != 2 || vertices.shape(1) != 3) throw std::invalid_argument("vertices: expected float32 [V, 3]");
+    if (faces.ndim() != 2 || faces.shape(1) != 3) throw std::invalid_argument("faces: expected int64 [F, 3]");
+    const int64_t nv = vertices.shape(0), nf = faces.shape(0);
+    const float* v = vertices.data();
+    const int64_t* f = faces.data();
+    for (int64_t r = 0; r < nf * 3; ++r)
+        if (f[r] < 0 || f[r] >= nv) throw std::invalid_argument("faces: vertex index out of range");
+    py::array_t<float> out({static_cast<py::ssize_t>(nv), static_cast<py::ssize_t>(3)});
+    float* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        std::vector<double> acc(static_cast<size_t>(nv) * 3, 0.0);
+        for (int64_t t = 0; t < nf; ++t) {
+            const float *a = v + f[3 * t] * 3, *b = v + f[3 * t + 1] * 3, *c = v + f[3 * t + 2] * 3;
+            const double e0[3] = {double(b[0]) - double(a[0]), double(b[1]) - double(a[1]), double(b[2]) - double(a[2])};
+            const double e1[3] = {double(c[0]) - double(a[0]), double(c[1]) - double(a[1]), double(c[2]) - double(a[2])};
+            const double x0 = e0[1] * e1[2], x1 = e0[2] * e1[1];
+            const double y0 = e0[2] * e1[0], y1 = e0[0] * e1[2];
+            const double z0 = e0[0] * e1[1], z1 = e0[1] * e1[0];
+            const double n[3] = {x0 - x1, y0 - y1, z0 - z1};
+            for (int q = 0; q < 3; ++q) {
+                double* d = &acc[static_cast<size_t>(f[3 * t + q]) * 3];
+                d[0] += n[0];
+                d[1] += n[1];
+                d[2] += n[2];
+            }
+        }
+        for (int64_t r = 0; r < nv; ++r) {
+            const double* d = &acc[static_cast<size_t>(r) * 3];
+            const double sq0 = d[0] * d[0], sq1 = d[1] * d[1], sq2 = d[2] * d[2];
+            const double len = std::sqrt(sq0 + sq1 + sq2);
+            for (int q = 0; q < 3; ++q) o[r * 3 + q] = len > 0 ? static_cast<float>(d[q] / std::max(len, 1e-30)) : 0.0f;
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 void register_mesh_ops(py::module_& m) {
@@ -248,4 +289,7 @@ void register_mesh_ops(py::module_& m) {
           "OBJ text (bytes) of streamrecon.meshio.obj_bytes: 'v x y z [r g b]' (%.6f; colours given "
           "as 0..255 values, printed as float32(c) / 255 with %.4f), 'vn' (%.5f) when normals are given, 1-based "
           "faces ('f a//a ...' with normals). Releases the GIL while formatting.");
+    m.def("vertex_normals", &vertex_normals, py::arg("vertices"), py::arg("faces"),
+          "Unit area-weighted vertex normals float32 [V, 3] (streamrecon.mesh.normals.vertex_normals; "
+          "unused vertices get 0). Releases the GIL.");
 }

@@ -140,3 +140,20 @@ def test_extract_methods_agree_on_octree_grid():
 def test_dense_occupancy_validates():
     with pytest.raises(ValueError, match="float32"):
         DenseOccupancy(torch.zeros((4, 4, 5)))
+
+
+def test_native_vertex_normals_equal_the_numpy_twin():
+    pytest.importorskip("streamrecon._native", reason="native extension not built")
+    grid = evaluate_octree(TorusField(), 64)
+    mesh = extract_mesh(grid)
+    assert mesh.vertices.dtype == np.float32 and mesh.num_faces > 1000
+    # plus an unused vertex and a degenerate face: both get (0, 0, 0) from both paths
+    v = np.concatenate([mesh.vertices, np.float32([[5, 5, 5], [6, 6, 6]])])
+    f = np.concatenate([mesh.faces, np.int64([[len(v) - 1] * 3])])
+    a = vertex_normals(v, f, native=True)
+    b = vertex_normals(v, f, native=False)
+    assert a.dtype == b.dtype == np.float32 and a.shape == b.shape
+    assert np.array_equal(a, b)  # the same float64 arithmetic in the same order: bit-identical
+    assert not a[-2:].any() and np.allclose(np.linalg.norm(a[:-2], axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="out of range"):
+        vertex_normals(v, np.int64([[0, 1, len(v)]]))
