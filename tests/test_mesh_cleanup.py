@@ -206,3 +206,15 @@ def test_colour_sampling_reads_the_right_pixels():
     assert 100 <= mid[0, 0] <= 155 and 100 <= mid[0, 2] <= 155
     with pytest.raises(ValueError, match="uint8"):
         sample_vertex_colours(v, img.astype(np.float32), rect)
+
+
+def test_compact_keeping_every_face_still_drops_unused_vertices():
+    from streamrecon.mesh.cleanup import _compact, remove_small_components
+
+    mesh = _two_blobs()
+    same = _compact(mesh, np.ones(mesh.num_faces, bool))  # nothing to drop: the same arrays
+    assert same.vertices is mesh.vertices and same.faces is mesh.faces
+    extra = Mesh(np.concatenate([mesh.vertices, np.float32([[9, 9, 9]])]), mesh.faces)
+    out = remove_small_components(extra, 0.0)  # every component kept, the stray vertex goes
+    assert out.num_vertices == mesh.num_vertices and np.array_equal(out.faces, mesh.faces)
+    assert out.meta["components_kept"] == 2 and out.meta["components_dropped"] == 0

@@ -122,9 +122,16 @@ def _front_and_covered(v: np.ndarray, f: np.ndarray, labels: np.ndarray, n_comp:
 
 
 def _compact(mesh: Mesh, keep_faces: np.ndarray) -> Mesh:
-    f = mesh.faces[keep_faces]
+    """The faces ``keep_faces`` selects and the vertices they use, renumbered in order. Keeping
+    every face of a mesh without unused vertices (the usual frame: one body) returns the same
+    arrays, not copies."""
+    everything = bool(keep_faces.all())
+    f = mesh.faces if everything else mesh.faces[keep_faces]
     used = np.zeros(mesh.num_vertices, dtype=bool)
     used[f.ravel()] = True
+    if everything and used.all():
+        return Mesh(mesh.vertices, mesh.faces, normals=mesh.normals, colors=mesh.colors,
+                    frame=mesh.frame, rect=mesh.rect, meta=dict(mesh.meta))
     remap = np.cumsum(used) - 1
     pick = lambda a: None if a is None else a[used]  # noqa: E731
     return Mesh(mesh.vertices[used], remap[f], normals=pick(mesh.normals), colors=pick(mesh.colors),
@@ -139,8 +146,9 @@ def remove_small_components(mesh: Mesh, min_fraction: float) -> Mesh:
         return mesh
     lab = connected_components(mesh.faces, mesh.num_vertices)
     face_lab = lab[mesh.faces[:, 0]]
-    _, inv, counts = np.unique(face_lab, return_inverse=True, return_counts=True)
-    keep = counts[inv] >= min_fraction * counts.max()
+    per_label = np.bincount(face_lab, minlength=mesh.num_vertices)  # labels are vertex indices: no sort
+    counts = per_label[per_label > 0]
+    keep = per_label[face_lab] >= min_fraction * counts.max()
     out = _compact(mesh, keep)
     out.meta["components_kept"] = int((counts >= min_fraction * counts.max()).sum())
     out.meta["components_dropped"] = int(len(counts) - out.meta["components_kept"])
