@@ -164,7 +164,7 @@ py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::arr
         if (lat.keys[r] < 0 || lat.keys[r] >= n1 * n1 * n1 || (r && lat.keys[r] <= lat.keys[r - 1]))
             throw std::invalid_argument("keys: expected sorted unique keys of the finest lattice");
     }
-    std::vector<int64_t> cells;
+    std::vector<int64_t> cells, ijk;  // linear cell keys, then their (i, j, k)
     std::vector<float> corners;
     {
         py::gil_scoped_release release;
@@ -218,24 +218,17 @@ py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::arr
             }
         }
         corners.resize(cells.size() * 8);
+        ijk.resize(cells.size() * 3);
         const KeyCoder cell_coder(resolution);
         for (size_t m = 0; m < cells.size(); ++m) {
-            int64_t c[3];
+            int64_t* c = &ijk[m * 3];
             cell_coder.decode(cells[m], c);
             for (int q = 0; q < 8; ++q) corners[m * 8 + q] = lat.value(c[0] + kCorner[q][0], c[1] + kCorner[q][1], c[2] + kCorner[q][2]);
         }
     }
     const py::ssize_t m = static_cast<py::ssize_t>(cells.size());
     py::array_t<int64_t> cout({m, static_cast<py::ssize_t>(3)});
-    auto co = cout.mutable_unchecked<2>();
-    const KeyCoder out_coder(resolution);
-    for (py::ssize_t r = 0; r < m; ++r) {
-        int64_t c[3];
-        out_coder.decode(cells[r], c);
-        co(r, 0) = c[0];
-        co(r, 1) = c[1];
-        co(r, 2) = c[2];
-    }
+    std::copy(ijk.begin(), ijk.end(), cout.mutable_data());
     py::array_t<float> vout({m, static_cast<py::ssize_t>(8)});
     std::copy(corners.begin(), corners.end(), vout.mutable_data());
     return py::make_tuple(cout, vout);
@@ -258,6 +251,8 @@ py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style 
     const int64_t npar = parent.shape(0), n = 2 * npar - 1;
     if (known.ndim() != 1 || known.shape(0) != n * n * n)
         throw std::invalid_argument("known: expected bool [n^3] with n = 2 P - 1 = " + std::to_string(n));
+    if (n * n * n > (int64_t(1) << 28))
+        throw std::invalid_argument("known: lattices above 2^28 points take the torch code");
     const int64_t m = new_keys.shape(0);
     const int64_t* keys = new_keys.data();
     const float* vals = new_vals.data();
@@ -270,8 +265,11 @@ py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style 
         py::gil_scoped_release release;
         const float lv = static_cast<float>(level);
         static const int kNb[6][3] = {{1, 0, 0}, {-1, 0, 0}, {0, 1, 0}, {0, -1, 0}, {0, 0, 1}, {0, 0, -1}};
+        const KeyCoder coder(n);
         for (int64_t r = 0; r < m; ++r) {
-            const int64_t x = keys[r] / (n * n), y = (keys[r] / n) % n, z = keys[r] % n;
+            int64_t c[3];
+            coder.decode(keys[r], c);
+            const int64_t x = c[0], y = c[1], z = c[2];
             const bool s = vals[r] > lv;
             for (const auto& d : kNb) {
                 const int64_t qx = x + d[0], qy = y + d[1], qz = z + d[2];
