@@ -387,6 +387,65 @@ py::tuple merge_sorted_keys(py::array_t<int64_t, py::array::c_style | py::array:
     return py::make_tuple(ko, vo);
 }
 
+
+// The silhouette fill's "column holds a point above the level" test on an octree grid
+// (streamrecon/occupancy/silhouette.py, _inside_columns_octree, its torch twin): [n, n] bool
+// (a: x, b: y) over the resolution-n grid. A column is inside where a queried point (keys of the
+// (L + 1)^3 lattice, i, j, k < n) is above the level, or where its stride-2 parent points above
+// the level (each read by 2 fine points of the column) outnumber the queried points of the column
+// that sit under such a parent but are not above themselves. Level compared in float32.
+py::array_t<bool> octree_inside_columns(py::array_t<int64_t, py::array::c_style | py::array::forcecast> keys,
+                                        py::array_t<float, py::array::c_style | py::array::forcecast> vals,
+                                        py::array_t<float, py::array::c_style | py::array::forcecast> parent,
+                                        int64_t extent, int64_t resolution, double level) {
+    if (keys.ndim() != 1 || vals.ndim() != 1 || keys.shape(0) != vals.shape(0))
+        throw std::invalid_argument("keys, vals: expected 1-D arrays of the same length");
+    if (extent < 2 || extent % 2 || resolution < 2 || resolution > extent + 1 || extent > 1600)
+        throw std::invalid_argument("extent: expected an even L in [2, 1600] with resolution <= L + 1");
+    const int64_t n2 = extent / 2 + 1, n1 = extent + 1, n = resolution;
+    if (parent.ndim() != 3 || parent.shape(0) != n2 || parent.shape(1) != n2 || parent.shape(2) != n2)
+        throw std::invalid_argument("parent: expected float32 [L/2 + 1]^3");
+    const int64_t nk = keys.shape(0);
+    const int64_t* kp = keys.data();
+    const float* vp = vals.data();
+    const float* par = parent.data();
+    for (int64_t r = 0; r < nk; ++r)
+        if (kp[r] < 0 || kp[r] >= n1 * n1 * n1) throw std::invalid_argument("keys: key outside the finest lattice");
+    py::array_t<bool> res({n, n});
+    bool* out = res.mutable_data();
+    {
+        py::gil_scoped_release release;
+        const float lv = static_cast<float>(level);
+        const int64_t cmax = (n - 1) >> 1;
+        std::vector<int64_t> per_parent(static_cast<size_t>(n2 * n2), 0);
+        for (int64_t a = 0; a <= cmax; ++a)
+            for (int64_t b = 0; b <= cmax; ++b) {
+                const float* col = par + (a * n2 + b) * n2;
+                int64_t c = 0;
+                for (int64_t z = 0; z <= cmax; ++z) c += col[z] > lv;
+                per_parent[a * n2 + b] = c;
+            }
+        std::vector<int64_t> count(static_cast<size_t>(n * n));  // children - lost per column
+        std::vector<uint8_t> above(static_cast<size_t>(n * n), 0);
+        for (int64_t a = 0; a < n; ++a)
+            for (int64_t b = 0; b < n; ++b) count[a * n + b] = 2 * per_parent[(a >> 1) * n2 + (b >> 1)];
+        const KeyCoder coder(n1);
+        for (int64_t r = 0; r < nk; ++r) {
+            int64_t c[3];
+            coder.decode(kp[r], c);
+            if (c[0] >= n || c[1] >= n || c[2] >= n) continue;
+            const int64_t col = c[0] * n + c[1];
+            if (vp[r] > lv) {
+                above[col] = 1;
+            } else if (par[((c[0] >> 1) * n2 + (c[1] >> 1)) * n2 + (c[2] >> 1)] > lv) {
+                --count[col];
+            }
+        }
+        for (int64_t q = 0; q < n * n; ++q) out[q] = above[q] || count[q] > 0;
+    }
+    return res;
+}
+
 }  // namespace
 
 void register_octree_cells(py::module_& m) {
@@ -405,6 +464,10 @@ void register_octree_cells(py::module_& m) {
     m.def("octree_edge_candidates", &octree_edge_candidates, py::arg("parent"), py::arg("known"), py::arg("level") = 0.5,
           "Sorted unique child-lattice keys (n = 2P - 1) of the points around the parent lattice's crossed "
           "edges (midpoint, face and cell centres) that known does not mark. Releases the GIL.");
+    m.def("octree_inside_columns", &octree_inside_columns, py::arg("keys"), py::arg("vals"), py::arg("parent"),
+          py::arg("extent"), py::arg("resolution"), py::arg("level") = 0.5,
+          "bool [resolution, resolution]: the grid column (a, b) holds a point above the level, exact or "
+          "interpolated from the stride-2 parent lattice (the silhouette fill's test). Releases the GIL.");
     m.def("merge_sorted_keys", &merge_sorted_keys, py::arg("keys_a"), py::arg("vals_a"), py::arg("keys_b"), py::arg("vals_b"),
           "(keys, vals): sorted keys_a and keys_b (any order) merged into one sorted array, values alongside.");
 }

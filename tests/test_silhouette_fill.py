@@ -77,6 +77,29 @@ def test_octree_fill_gives_the_dense_reference_grid():
     assert md.num_faces == mt.num_faces and np.allclose(np.sort(md.vertices, 0), np.sort(mt.vertices, 0), atol=1e-5)
 
 
+@pytest.mark.parametrize("n", [33, 64, 97])
+def test_native_inside_columns_equal_the_torch_twin(n):
+    """``octree_inside_columns`` (native, one pass over the keys) gives the torch code's columns on
+    octrees of even and odd sizes (odd: the last parent column is not read), and compares with the
+    level in float32 as torch does: a value of exactly float32(0.55) is not above 0.55."""
+    pytest.importorskip("streamrecon._native")
+    from streamrecon.native import load_native
+
+    load_native()  # a stale build must fail here, not silently test the torch code twice
+
+    def field(p):
+        v = ball_with_faint_rim(p)
+        return torch.where(v.sub(0.55).abs() < 0.02, torch.full_like(v, 0.55), v)  # ties at the level
+
+    for level in (0.5, 0.55):
+        from streamrecon.occupancy.config import OctreeConfig
+
+        tree = evaluate_octree(field, n, OctreeConfig(level=level))
+        nat, ref = _inside_columns_octree(tree), _inside_columns_octree(tree, native=False)
+        assert nat.dtype == torch.bool and nat.shape == (n, n)
+        assert torch.equal(nat, ref) and 0 < int(ref.sum()) < n * n
+
+
 def test_column_masks_follow_the_crop_conventions():
     r = 33
     crop = np.zeros((r, r), bool)
