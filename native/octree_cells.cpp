@@ -234,6 +234,20 @@ py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::arr
     return py::make_tuple(cout, vout);
 }
 
+// Checks a level's inputs, parent float32 [P, P, P] (P >= 2) and known bool [n^3] over its child
+// lattice (at most 2^28 points: larger ones take the torch code); returns n = 2 P - 1.
+int64_t child_side(const py::array_t<float, py::array::c_style | py::array::forcecast>& parent,
+                   const py::array_t<bool, py::array::c_style>& known) {
+    if (parent.ndim() != 3 || parent.shape(0) != parent.shape(1) || parent.shape(0) != parent.shape(2) || parent.shape(0) < 2)
+        throw std::invalid_argument("parent: expected float32 [P, P, P] with P >= 2");
+    const int64_t n = 2 * parent.shape(0) - 1;
+    if (known.ndim() != 1 || known.shape(0) != n * n * n)
+        throw std::invalid_argument("known: expected bool [n^3] with n = 2 P - 1 = " + std::to_string(n));
+    if (n * n * n > (int64_t(1) << 28))
+        throw std::invalid_argument("known: lattices above 2^28 points take the torch code");
+    return n;
+}
+
 // One round of the octree's lossless check (streamrecon/occupancy/octree.py, _refine): the
 // 6-neighbours of the newly queried points that were never queried and whose interpolated side
 // (midpoint interpolation from the parent lattice, the same float32 arithmetic as
@@ -246,13 +260,7 @@ py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style 
                                         py::array_t<bool, py::array::c_style> known, double level) {
     if (new_keys.ndim() != 1 || new_vals.ndim() != 1 || new_keys.shape(0) != new_vals.shape(0))
         throw std::invalid_argument("new_keys, new_vals: expected 1-D arrays of the same length");
-    if (parent.ndim() != 3 || parent.shape(0) != parent.shape(1) || parent.shape(0) != parent.shape(2) || parent.shape(0) < 2)
-        throw std::invalid_argument("parent: expected float32 [P, P, P] with P >= 2");
-    const int64_t npar = parent.shape(0), n = 2 * npar - 1;
-    if (known.ndim() != 1 || known.shape(0) != n * n * n)
-        throw std::invalid_argument("known: expected bool [n^3] with n = 2 P - 1 = " + std::to_string(n));
-    if (n * n * n > (int64_t(1) << 28))
-        throw std::invalid_argument("known: lattices above 2^28 points take the torch code");
+    const int64_t n = child_side(parent, known), npar = parent.shape(0);
     const int64_t m = new_keys.shape(0);
     const int64_t* keys = new_keys.data();
     const float* vals = new_vals.data();
@@ -296,13 +304,7 @@ py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style 
 // code (nonzero, offsets, range filter, unique, mask lookup).
 py::array_t<int64_t> octree_edge_candidates(py::array_t<float, py::array::c_style | py::array::forcecast> parent,
                                             py::array_t<bool, py::array::c_style> known, double level) {
-    if (parent.ndim() != 3 || parent.shape(0) != parent.shape(1) || parent.shape(0) != parent.shape(2) || parent.shape(0) < 2)
-        throw std::invalid_argument("parent: expected float32 [P, P, P] with P >= 2");
-    const int64_t P = parent.shape(0), n = 2 * P - 1;
-    if (known.ndim() != 1 || known.shape(0) != n * n * n)
-        throw std::invalid_argument("known: expected bool [n^3] with n = 2 P - 1 = " + std::to_string(n));
-    if (n * n * n > (int64_t(1) << 28))
-        throw std::invalid_argument("known: lattices above 2^28 points take the torch code");
+    const int64_t n = child_side(parent, known), P = parent.shape(0);
     const float* par = parent.data();
     const bool* kn = known.data();
     std::vector<int64_t> out;

@@ -271,16 +271,22 @@ class OctreeOccupancy:
         c = c[_in_range(c, n - 2)]
         return _unlin(torch.unique(_lin(c, n)), n)
 
+    def native_kernels(self, what: str):
+        """The native module for kernels over this grid's keys (``octree_surface_cells``,
+        ``octree_inside_columns``), or None where the torch code runs: not built (warned once,
+        naming ``what``), a GPU grid, or a lattice past the kernels' 32-bit key decoding
+        ((L + 1)^3 < 2^32: L <= NATIVE_MAX_EXTENT, resolution 1601)."""
+        if self.device.type != "cpu" or self.extent > NATIVE_MAX_EXTENT:
+            return None
+        from ..native import native_or_none
+
+        return native_or_none(what)
+
     def surface_cells_and_values(self, native: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
         """``surface_cells()`` and their ``corner_values()`` in one call: the native kernel
         (``streamrecon._native.octree_surface_cells``, one pass in C++) on CPU when built,
         else the torch code (its slow twin; also the GPU path)."""
-        nat = None
-        # the kernel decodes keys of the (L + 1)^3 lattice in 32 bits: L <= 1600 (resolution 1601)
-        if native and self.device.type == "cpu" and self.extent <= NATIVE_MAX_EXTENT:
-            from ..native import native_or_none
-
-            nat = native_or_none("octree surface cells")
+        nat = self.native_kernels("octree surface cells") if native else None
         if nat is None:
             cells = self.surface_cells()
             return cells, self.corner_values(cells)

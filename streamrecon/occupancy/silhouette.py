@@ -21,6 +21,7 @@ import torch
 
 from .dense import call_query
 from .grid import DenseOccupancy, grid_points
+from .octree import _lin, _unlin
 
 
 @dataclass(frozen=True)
@@ -64,15 +65,10 @@ def _inside_columns_octree(grid, native: bool = True) -> torch.Tensor:
     is, or where a parent point above the level has a child in the column that was not queried.
     The native kernel (``streamrecon._native.octree_inside_columns``: one pass over the keys, no
     GIL) on CPU when built; the torch code below is its twin (and the GPU path)."""
-    from .octree import NATIVE_MAX_EXTENT, _unlin
-
-    if native and grid.device.type == "cpu" and grid.extent <= NATIVE_MAX_EXTENT:
-        from ..native import native_or_none
-
-        nat = native_or_none("silhouette fill")
-        if nat is not None:
-            return torch.from_numpy(nat.octree_inside_columns(grid.keys.numpy(), grid.vals.numpy(), grid.parent.numpy(),
-                                                              grid.extent, grid.resolution, grid.level))
+    nat = grid.native_kernels("silhouette fill") if native else None
+    if nat is not None:
+        return torch.from_numpy(nat.octree_inside_columns(grid.keys.numpy(), grid.vals.numpy(), grid.parent.numpy(),
+                                                          grid.extent, grid.resolution, grid.level))
 
     n, n1 = grid.resolution, grid.extent + 1
     par_in = grid.parent > grid.level  # [n2, n2, n2]
@@ -138,12 +134,10 @@ def fill_silhouette(grid, query_fn: Callable, columns_on: np.ndarray, floor: flo
     # those edges, so they must hold network values (as on the dense grid), not interpolations.
     six = torch.tensor([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], device=dev)
     nb = (best[:, None, :] + six[None]).reshape(-1, 3)
-    lin = lambda p: (p[:, 0] * n + p[:, 1]) * n + p[:, 2]  # noqa: E731
     # unique on linear keys: the same rows in the same (lexicographic) order as unique(dim=0), at a
     # fraction of its cost
-    nbk = torch.unique(lin(nb[((nb >= 0) & (nb < n)).all(1)]))
-    nbk = nbk[~torch.isin(nbk, lin(best))]  # a neighbour that is itself raised stays raised
-    nb = torch.stack((nbk // (n * n), (nbk // n) % n, nbk % n), dim=1)
+    nbk = torch.unique(_lin(nb[((nb >= 0) & (nb < n)).all(1)], n))
+    nb = _unlin(nbk[~torch.isin(nbk, _lin(best, n))], n)  # a neighbour that is itself raised stays raised
     grid.set_values(torch.cat([best, nb]), torch.cat([torch.ones(len(best), dtype=torch.float32, device=dev),
                                                       call_query(query_fn, grid_points(nb, n))]))
     return SilhouetteFill(len(cand), int(sel.sum()), int(ijk.shape[0] + len(nb)))
