@@ -89,6 +89,44 @@ def test_half_precision_refused_on_cpu():
         BackendConfig(precision="fp16")
 
 
+def test_bf16_on_cpu_needs_native_bfloat16_and_runs_eagerly(monkeypatch):
+    """bf16 on a CPU: accepted only where oneDNN has bfloat16 kernels (elsewhere it would be
+    emulated, slower than fp32), resolved by auto to eager (ONNX Runtime has no bf16 CPU
+    kernels), refused with ONNX Runtime named explicitly."""
+    from streamrecon.backends import hardware
+
+    monkeypatch.setattr(hardware, "cpu_runs_bf16", lambda: False)
+    with pytest.raises(ValueError, match="native bfloat16.*use fp32"):
+        BackendConfig(precision="bf16")
+    monkeypatch.setattr(hardware, "cpu_runs_bf16", lambda: True)
+    assert resolve_backend(BackendConfig(precision="bf16")) == "eager"
+    assert resolve_backend(BackendConfig(precision="fp32")) in ("onnxruntime", "eager")
+    with pytest.raises(ValueError, match="ONNX Runtime has no bf16 CPU kernels"):
+        BackendConfig(backend="onnxruntime", precision="bf16")
+
+
+def test_eager_bf16_on_cpu_runs_channels_last_and_returns_float32():
+    """The CPU bf16 eager runner converts the module and 4-D inputs to channels-last bfloat16 and
+    hands back float32 close to the fp32 module's output (bf16 keeps 8 significant bits)."""
+    from streamrecon.backends.hardware import cpu_runs_bf16
+    from streamrecon.backends.runners import eager_runner
+
+    if not cpu_runs_bf16():
+        pytest.skip("this CPU has no native bfloat16 (AVX512-BF16 or AMX): bf16 is refused here")
+    torch.manual_seed(0)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        ref = conv(x)
+    fn = eager_runner(conv, torch.device("cpu"), torch.bfloat16)
+    assert next(conv.parameters()).dtype == torch.bfloat16
+    assert next(conv.parameters()).is_contiguous(memory_format=torch.channels_last)
+    out = fn(x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=0.05 * float(ref.abs().max()))
+    assert not torch.equal(out, ref)  # it did run in bf16
+
+
 def test_auto_picks_a_working_backend():
     name = resolve_backend(BackendConfig(backend="auto"))
     assert available_backends("cpu")[name] is None

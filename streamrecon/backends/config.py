@@ -14,7 +14,10 @@ class BackendConfig:
     """Execution backend: auto (best available, logged), eager, compile (torch.compile),
     onnxruntime, tensorrt (NVIDIA GPUs, `pip install 'streamrecon[tensorrt]'`)."""
     precision: str = "fp32"
-    """Arithmetic precision: fp32 everywhere; fp16/bf16 on GPUs only."""
+    """Arithmetic precision: fp32 everywhere; fp16/bf16 on GPUs; bf16 on CPUs with native bfloat16
+    (AVX512-BF16 or AMX; ``hardware.cpu_runs_bf16``), where it runs the image networks eagerly in
+    channels-last bfloat16 (ONNX Runtime has no bf16 CPU kernels) and the embedded model's point
+    decoder stays fp32."""
     device: str = "cpu"
     """torch device string: cpu, cuda, cuda:1, ..."""
     cache_dir: Optional[str] = None
@@ -27,6 +30,14 @@ class BackendConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
         if self.precision != "fp32" and not self.device.startswith("cuda"):
-            raise ValueError(
-                f"precision: {self.precision} needs a CUDA device (got device={self.device!r}); use fp32 on CPU"
-            )
+            if self.precision == "fp16":
+                raise ValueError(f"precision: fp16 needs a CUDA device (got device={self.device!r}); "
+                                 "use fp32 (or bf16 on a CPU with native bfloat16) on CPU")
+            from .hardware import cpu_runs_bf16
+
+            if not cpu_runs_bf16():
+                raise ValueError("precision: bf16 on CPU needs native bfloat16 (AVX512-BF16 or AMX), which this "
+                                 "CPU lacks (it would run slower than fp32); use fp32")
+            if self.backend in ("onnxruntime", "tensorrt"):
+                raise ValueError(f"precision: bf16 on CPU runs with --backend auto, eager or compile "
+                                 f"(ONNX Runtime has no bf16 CPU kernels), not {self.backend}")

@@ -75,7 +75,7 @@ def available_backends(device: str = "cpu") -> dict[str, Optional[str]]:
 
 def resolve_backend(cfg: BackendConfig) -> str:
     """The concrete backend for ``cfg``. ``auto``: tensorrt > eager on CUDA; onnxruntime > eager on
-    CPU (torch.compile is opt-in: its first-call compile takes tens of seconds). Logs the choice."""
+    CPU at fp32, eager at bf16 (torch.compile is opt-in: its first-call compile takes tens of seconds). Logs the choice."""
     if cfg.backend != "auto":
         reason = _unavailable_reason(cfg.backend, cfg.device)
         if reason:
@@ -84,7 +84,10 @@ def resolve_backend(cfg: BackendConfig) -> str:
                 f"backend {cfg.backend!r} cannot run here: {reason}" + (f"; to install: {hint}" if hint else "")
             )
         return cfg.backend
-    order = ("tensorrt", "eager") if cfg.device.startswith("cuda") else ("onnxruntime", "eager")
+    if cfg.device.startswith("cuda"):
+        order = ("tensorrt", "eager")
+    else:  # ONNX Runtime has no bf16 CPU kernels
+        order = ("eager",) if cfg.precision == "bf16" else ("onnxruntime", "eager")
     skipped = []
     for name in order:
         reason = _unavailable_reason(name, cfg.device)

@@ -155,9 +155,14 @@ class EmbeddedModel:
         features within 2e-4 of values up to ~5, occupancies within 5e-5), else eager. The
         engine is cached like PIFuHD's, keyed by the weights' sha256.
 
-        ``auto`` at fp32 on CPU also moves the point decoder (the octree's ~35 queries a frame) to
-        the native kernel (``native_query``; ``decoder_backend`` says which runs: "native" or
-        "torch"); every explicit backend keeps it in torch. Returns self."""
+        ``auto`` on CPU at bf16 (a CPU with native bfloat16) runs the encoder eagerly in
+        channels-last bfloat16: 20 -> 10 ms a frame on one core of the 2-core AMX Xeon; features
+        within ~0.1 of values up to ~4.
+
+        ``auto`` on CPU (fp32 or bf16) also moves the point decoder (the octree's ~35 queries a
+        frame) to the native kernel, in fp32 either way (``native_query``; ``decoder_backend``
+        says which runs: "native" or "torch"); every explicit backend keeps it in torch.
+        Returns self."""
         import torch
 
         from ..backends import available_backends, compile_module
@@ -168,7 +173,7 @@ class EmbeddedModel:
         backend = cfg.backend
         if backend == "auto":
             cuda = self.device.type == "cuda"
-            backend = "eager" if cuda or available_backends(cfg.device).get("onnxruntime") else "onnxruntime"
+            backend = "eager" if cuda or cfg.precision == "bf16" or available_backends(cfg.device).get("onnxruntime") else "onnxruntime"
         from dataclasses import replace
 
         if getattr(self, "weights_id", None) is None:
@@ -179,7 +184,7 @@ class EmbeddedModel:
         self._runners = {"encoder": runner}
         self.backend = runner.backend
         self._native_decoder = None
-        if cfg.backend == "auto" and self.device.type == "cpu" and cfg.precision == "fp32":
+        if cfg.backend == "auto" and self.device.type == "cpu" and cfg.precision in ("fp32", "bf16"):
             from ..native import native_or_none
             from .native_query import NativeDecoder
 

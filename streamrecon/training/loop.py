@@ -153,7 +153,9 @@ def train_precision(precision: str, device: str) -> str:
 
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    from ..backends.hardware import cpu_runs_bf16
+
+    return "bf16" if cpu_runs_bf16() else "fp32"
 
 
 def _data_root(cfg: TrainConfig) -> Path:
