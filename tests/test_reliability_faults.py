@@ -162,6 +162,25 @@ def test_manifest_throttled_but_always_names_existing_files(tmp_path):
     assert w0.manifest_writes == 5
 
 
+def test_saved_input_frames_keep_their_colours(tmp_path):
+    """The run directory's frame JPEGs hold the RGB input as a viewer shows it (OpenCV writes BGR:
+    a missed channel swap would turn a red picture blue)."""
+    import cv2
+
+    from streamrecon.frames import Frame
+
+    img = np.zeros((24, 32, 3), np.uint8)
+    img[:, :16] = (220, 30, 10)  # red left half (RGB)
+    img[:, 16:] = (10, 40, 200)  # blue right half
+    res = sphere_stage()(Frame(index=0, image=img, timestamp=time.monotonic(), pts=0.0))
+    w = RunWriter(str(tmp_path / "r"), source="s", source_kind="synthetic", model="synthetic", resolution=16)
+    w.write(res)
+    w.finish({"frames_done": 1})
+    back = cv2.cvtColor(cv2.imread(str(tmp_path / "r" / "frames" / "frame_000000.jpg")), cv2.COLOR_BGR2RGB)
+    assert np.abs(back[4:20, 2:12].astype(int) - (220, 30, 10)).max() <= 12
+    assert np.abs(back[4:20, 20:30].astype(int) - (10, 40, 200)).max() <= 12
+
+
 def test_sigkill_mid_run_leaves_only_complete_files_and_temps_are_cleaned(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "streamrecon.cli", "run", "synthetic:frames=0,size=64x48",
