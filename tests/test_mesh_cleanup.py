@@ -218,3 +218,30 @@ def test_compact_keeping_every_face_still_drops_unused_vertices():
     out = remove_small_components(extra, 0.0)  # every component kept, the stray vertex goes
     assert out.num_vertices == mesh.num_vertices and np.array_equal(out.faces, mesh.faces)
     assert out.meta["components_kept"] == 2 and out.meta["components_dropped"] == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cleanup_hands_its_labels_on_and_equals_the_two_passes(seed):
+    """``cleanup_mesh`` labels the components once (the small pass hands its labels to the hidden
+    pass): the same mesh, arrays and counts as ``remove_small_components`` then
+    ``remove_hidden_components``, each labelling on its own, on random scenes of boxes (hidden,
+    detached, tiny ones) where one or several components survive the small pass."""
+    from streamrecon.mesh.cleanup import _remove_small, remove_small_components
+
+    rng = np.random.default_rng(seed)
+    boxes = [BODY]
+    for _ in range(int(rng.integers(2, 7))):
+        lo = rng.uniform(-0.8, 0.5, 3)
+        boxes.append((tuple(lo), tuple(lo + rng.uniform(0.04, 0.4, 3))))
+    mesh = extract_mesh(_boxes(*boxes))
+    cfg = CleanupConfig(min_component_fraction=float(rng.choice([0.0, 0.02, 0.2])))
+    small = remove_small_components(mesh, cfg.min_component_fraction) if cfg.min_component_fraction > 0 else mesh
+    want = remove_hidden_components(small, cfg.min_visible_fraction)
+    got = cleanup_mesh(mesh, cfg)
+    np.testing.assert_array_equal(got.vertices, want.vertices)
+    np.testing.assert_array_equal(got.faces, want.faces)
+    for key in ("components_kept", "components_hidden", "components_dropped"):
+        assert got.meta.get(key) == want.meta.get(key), key
+    if cfg.min_component_fraction > 0:  # the handed-on labels are the ones labelling would give
+        out, labels = _remove_small(mesh, cfg.min_component_fraction)
+        np.testing.assert_array_equal(labels, _face_components(out))

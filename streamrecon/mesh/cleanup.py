@@ -9,7 +9,7 @@ surface at a pixel has the smallest z."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -140,31 +140,55 @@ def _compact(mesh: Mesh, keep_faces: np.ndarray) -> Mesh:
 
 def remove_small_components(mesh: Mesh, min_fraction: float) -> Mesh:
     """Keep components with at least ``min_fraction`` x the largest component's face count."""
+    return _remove_small(mesh, min_fraction)[0]
+
+
+def _remove_small(mesh: Mesh, min_fraction: float) -> Tuple[Mesh, Optional[np.ndarray]]:
+    """``remove_small_components`` and the kept faces' component labels as ``_face_labels`` of
+    the result would give them (0..C-1 in order of the smallest vertex: compaction keeps the
+    vertex order), so the hidden-component pass need not label the mesh again; None for an
+    empty mesh."""
     if not 0.0 <= min_fraction <= 1.0:
         raise ValueError(f"min_fraction: expected a value in [0, 1], got {min_fraction}")
     if mesh.num_faces == 0:
-        return mesh
+        return mesh, None
     lab = connected_components(mesh.faces, mesh.num_vertices)
     face_lab = lab[mesh.faces[:, 0]]
     per_label = np.bincount(face_lab, minlength=mesh.num_vertices)  # labels are vertex indices: no sort
     counts = per_label[per_label > 0]
     keep = per_label[face_lab] >= min_fraction * counts.max()
     out = _compact(mesh, keep)
-    out.meta["components_kept"] = int((counts >= min_fraction * counts.max()).sum())
-    out.meta["components_dropped"] = int(len(counts) - out.meta["components_kept"])
-    return out
+    kept = int((counts >= min_fraction * counts.max()).sum())
+    out.meta["components_kept"] = kept
+    out.meta["components_dropped"] = int(len(counts) - kept)
+    if kept == 1:  # the usual frame: one body left
+        labels = np.zeros(out.num_faces, np.int64)
+    else:
+        labels = np.unique(face_lab[keep], return_inverse=True)[1].reshape(-1)
+    return out, labels
 
 
 def remove_hidden_components(mesh: Mesh, min_visible_fraction: float) -> Mesh:
     """Keep components that are the front-most surface on at least ``min_visible_fraction`` of the
     pixels they cover (``visible_fractions``), and always the one front-most on the most pixels.
     Vertices must be in a frame whose camera looks along +z (``crop`` or ``image``)."""
+    return _remove_hidden(mesh, min_visible_fraction, None)
+
+
+def _remove_hidden(mesh: Mesh, min_visible_fraction: float, face_labels: Optional[np.ndarray]) -> Mesh:
+    """``remove_hidden_components``; ``face_labels``: ``_face_labels(mesh)`` when the caller has
+    them (``_remove_small``'s, whose mesh has no unused vertices)."""
     if not 0.0 <= min_visible_fraction <= 1.0:
         raise ValueError(f"min_visible_fraction: expected a value in [0, 1], got {min_visible_fraction}")
     if mesh.num_faces == 0:
         return mesh
-    comp = _face_labels(mesh)
+    comp = _face_labels(mesh) if face_labels is None else face_labels
     n_comp = int(comp.max()) + 1
+    if n_comp == 1 and face_labels is not None:  # one component of a compact mesh: nothing to drop
+        out = Mesh(mesh.vertices, mesh.faces, normals=mesh.normals, colors=mesh.colors,
+                   frame=mesh.frame, rect=mesh.rect, meta=dict(mesh.meta))
+        out.meta["components_kept"], out.meta["components_hidden"] = 1, 0
+        return out
     if n_comp == 1:  # the one component is always kept: skip the z-buffer (~17 ms at 128^3)
         keep_comp = np.ones(1, dtype=bool)
     else:
@@ -206,9 +230,9 @@ def cleanup_mesh(mesh: Mesh, cfg: CleanupConfig = CleanupConfig()) -> Mesh:
     """Drop small components, then hidden ones (visibility among the components left), then smooth
     (normals, if any, are dropped by smoothing: recompute). ``meta``: ``components_kept``,
     ``components_dropped`` (small ones), ``components_hidden``."""
-    out = remove_small_components(mesh, cfg.min_component_fraction) if cfg.min_component_fraction > 0 else mesh
-    if cfg.min_visible_fraction > 0:
-        out = remove_hidden_components(out, cfg.min_visible_fraction)
+    out, labels = _remove_small(mesh, cfg.min_component_fraction) if cfg.min_component_fraction > 0 else (mesh, None)
+    if cfg.min_visible_fraction > 0:  # with the small pass's labels: one labelling a frame, not two (-5 ms at 128)
+        out = _remove_hidden(out, cfg.min_visible_fraction, labels)
     if cfg.smooth_iterations > 0 and out.num_faces:
         v = taubin_smooth(out.vertices, out.faces, cfg.smooth_iterations, cfg.smooth_lambda, cfg.smooth_mu)
         out = Mesh(v, out.faces, colors=out.colors, frame=out.frame, rect=out.rect, meta=out.meta)
