@@ -110,9 +110,39 @@ inline __attribute__((always_inline)) void layer_tile1(const float* hin, int str
     }
 }
 
+// A one-output layer (the last): its weights are contiguous over the inputs, so each row is a
+// dot product in 16-wide partial sums, the R rows interleaved, then the 16 lanes summed as a
+// tree. layer_tile1 runs each row as one chain of L.in dependent scalar FMAs: the whole decoder
+// 15.8 -> 14.6 ms for 44k points (a frame's queries at 128) on one core of the 2-core Xeon.
+template <int R>
+inline __attribute__((always_inline)) void layer_dot1(const float* hin, int stride, const Layer& L, float* hout) {
+    const v16 zero = {0.0f};
+    v16 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = zero;
+    int j = 0;
+    for (; j + 16 <= L.in; j += 16) {
+        const v16 w = load16(L.wt + j);
+        for (int r = 0; r < R; ++r) acc[r] += load16(hin + static_cast<int64_t>(r) * stride + j) * w;
+    }
+    for (int r = 0; r < R; ++r) {
+        const float* h = hin + static_cast<int64_t>(r) * stride;
+        float lanes[16];
+        std::memcpy(lanes, &acc[r], sizeof lanes);
+        for (int width = 8; width >= 1; width /= 2)
+            for (int k = 0; k < width; ++k) lanes[k] += lanes[k + width];
+        float sum = L.b[0] + lanes[0];
+        for (int jj = j; jj < L.in; ++jj) sum += h[jj] * L.wt[jj];
+        hout[static_cast<int64_t>(r) * stride] = sum;
+    }
+}
+
 // h_out[i, o] = b[o] + sum_j h_in[i, j] * Wt[j, o] for R rows.
 template <int R>
 inline __attribute__((always_inline)) void layer_rows(const float* hin, int stride, const Layer& L, float* hout) {
+    if (L.out == 1) {
+        layer_dot1<R>(hin, stride, L, hout);
+        return;
+    }
     int o0 = 0;
     for (; o0 + 16 <= L.out; o0 += 16) layer_tile16<R>(hin, stride, L, o0, hout);
     for (; o0 < L.out; ++o0) layer_tile1<R>(hin, stride, L, o0, hout);
