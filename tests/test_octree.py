@@ -88,6 +88,34 @@ def test_native_round_mask_and_sorted_keys_give_the_same_octree(monkeypatch, fie
         assert torch.equal(native.parent, other.parent)
 
 
+def test_set_values_merges_natively_like_its_torch_twin(monkeypatch):
+    """``set_values`` (the silhouette fill's write): known points are overwritten, new ones join
+    the sorted keys; the native merge and the torch sort give identical keys and values, and
+    every written point reads back its value."""
+    from streamrecon.occupancy import octree as oc
+
+    if oc._native_round(torch.device("cpu")) is None:
+        pytest.skip("native extension not built: nothing to compare the torch merge with")
+    field = SphereField(radius=0.3, center=(0.05, 0.1, 0.0))
+    gen = torch.Generator().manual_seed(0)
+    n = 64
+    ijk = torch.unique(torch.randint(0, n, (3000, 3), generator=gen), dim=0)
+    vals = torch.rand(len(ijk), generator=gen)
+    results = []
+    for native in (True, False):
+        monkeypatch.setattr(oc, "NATIVE_CHECK", native)
+        octree = evaluate_octree(field, n, OctreeConfig(init_resolution=16))
+        before = set(octree.keys.tolist())
+        octree.set_values(ijk, vals)
+        results.append((octree.keys.clone(), octree.vals.clone()))
+    (ka, va), (kb, vb) = results
+    assert torch.equal(ka, kb) and torch.equal(va, vb)
+    assert bool((ka[1:] > ka[:-1]).all())  # sorted, unique
+    lin = oc._lin(ijk, octree.extent + 1)
+    assert 0 < int(sum(k in before for k in lin.tolist())) < len(lin)  # both kinds were written
+    assert torch.equal(octree.values_at(ijk), vals)
+
+
 def test_native_round_refuses_bad_shapes():
     nat = pytest.importorskip("streamrecon._native", reason="native extension not built")
     parent = np.zeros((5, 5, 5), np.float32)

@@ -205,8 +205,8 @@ class OctreeOccupancy:
         found, pos = self._exact.find(q)
         self._exact.vals = self._exact.vals.clone()  # (the evaluator's may be inference tensors)
         self._exact.vals[pos[found]] = vals[found]
-        if (~found).any():
-            self._exact.add(q[~found], vals[~found])
+        if (~found).any():  # one native merge on CPU (a sort of all the keys was 2 ms a frame at 128)
+            self._exact.add(q[~found], vals[~found], _native_round(self.device))
         self.keys, self.vals = self._exact.keys, self._exact.vals
 
     def values_slab(self, i0: int, i1: int) -> torch.Tensor:
