@@ -245,3 +245,15 @@ def test_cleanup_hands_its_labels_on_and_equals_the_two_passes(seed):
     if cfg.min_component_fraction > 0:  # the handed-on labels are the ones labelling would give
         out, labels = _remove_small(mesh, cfg.min_component_fraction)
         np.testing.assert_array_equal(labels, _face_components(out))
+
+
+def test_visibility_ties_go_to_the_lower_face_index():
+    """Two copies of one sheet at the same depth: every pixel's nearest centroid is a tie, which
+    goes to the lower face index, so the first copy owns everything and the second nothing."""
+    sheet = extract_mesh(_boxes(SHEET))
+    nv = sheet.num_vertices
+    both = Mesh(np.concatenate([sheet.vertices, sheet.vertices]), np.concatenate([sheet.faces, sheet.faces + nv]))
+    labels = np.r_[np.zeros(sheet.num_faces, np.int64), np.ones(sheet.num_faces, np.int64)]
+    np.testing.assert_array_equal(visible_fractions(both.vertices, both.faces, labels), [1.0, 0.0])
+    flipped = np.r_[np.ones(sheet.num_faces, np.int64), np.zeros(sheet.num_faces, np.int64)]
+    np.testing.assert_array_equal(visible_fractions(both.vertices, both.faces, flipped), [0.0, 1.0])
