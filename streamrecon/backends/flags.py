@@ -21,7 +21,7 @@ def add_backend_flags(p: argparse.ArgumentParser, with_device: bool = False) -> 
                    "default %(default)s")
     g.add_argument("--precision", choices=PRECISIONS, default=BackendConfig.precision,
                    help="arithmetic precision: fp32 everywhere; fp16/bf16 on CUDA devices; bf16 on CPUs with native "
-                   "bfloat16 (AVX512-BF16 or AMX): faster image networks, meshes within ~1 voxel (default %(default)s)")
+                   "bfloat16 (AVX512-BF16 or AMX): faster image networks, the same held-out quality (default %(default)s)")
     g.add_argument("--engines-dir", default=None, metavar="DIR",
                    help="compiled-engine cache (default ./engines if writable, else ~/.cache/streamrecon/engines, or $STREAMRECON_ENGINES)")
     if with_device:
