@@ -38,6 +38,6 @@ class BackendConfig:
             if not cpu_runs_bf16():
                 raise ValueError("precision: bf16 on CPU needs native bfloat16 (AVX512-BF16 or AMX), which this "
                                  "CPU lacks (it would run slower than fp32); use fp32")
-            if self.backend in ("onnxruntime", "tensorrt"):
-                raise ValueError(f"precision: bf16 on CPU runs with --backend auto, eager or compile "
-                                 f"(ONNX Runtime has no bf16 CPU kernels), not {self.backend}")
+            if self.backend == "onnxruntime":
+                raise ValueError("precision: bf16 on CPU runs with --backend auto, eager or compile "
+                                 "(ONNX Runtime has no bf16 CPU kernels), not onnxruntime")

@@ -165,15 +165,14 @@ class EmbeddedModel:
         Returns self."""
         import torch
 
-        from ..backends import available_backends, compile_module
+        from ..backends import compile_module
         from ..pifuhd.compiled import weights_sha256
 
         if torch.device(cfg.device) != self.device:
             raise ValueError(f"cfg.device: the model is on {self.device}, got {cfg.device!r}")
         backend = cfg.backend
-        if backend == "auto":
-            cuda = self.device.type == "cuda"
-            backend = "eager" if cuda or cfg.precision == "bf16" or available_backends(cfg.device).get("onnxruntime") else "onnxruntime"
+        if backend == "auto" and self.device.type == "cuda":
+            backend = "eager"  # on CPU ``resolve_backend`` picks: ONNX Runtime at fp32 when installed, else eager
         from dataclasses import replace
 
         if getattr(self, "weights_id", None) is None:
