@@ -10,7 +10,7 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "streamrecon native kernels";
-    m.attr("ABI_VERSION") = 7;
+    m.attr("ABI_VERSION") = 8;
     register_marching_cubes(m);
     register_octree_cells(m);
     register_mesh_ops(m);

@@ -236,24 +236,101 @@ py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::arr
 
 // Checks a level's inputs, parent float32 [P, P, P] (P >= 2) and known bool [n^3] over its child
 // lattice (at most 2^28 points: larger ones take the torch code); returns n = 2 P - 1.
-int64_t child_side(const py::array_t<float, py::array::c_style | py::array::forcecast>& parent,
-                   const py::array_t<bool, py::array::c_style>& known) {
-    if (parent.ndim() != 3 || parent.shape(0) != parent.shape(1) || parent.shape(0) != parent.shape(2) || parent.shape(0) < 2)
-        throw std::invalid_argument("parent: expected float32 [P, P, P] with P >= 2");
-    const int64_t n = 2 * parent.shape(0) - 1;
-    if (known.ndim() != 1 || known.shape(0) != n * n * n)
-        throw std::invalid_argument("known: expected bool [n^3] with n = 2 P - 1 = " + std::to_string(n));
-    if (n * n * n > (int64_t(1) << 28))
-        throw std::invalid_argument("known: lattices above 2^28 points take the torch code");
-    return n;
-}
-
 // One round of the octree's lossless check (streamrecon/occupancy/octree.py, _refine): the
 // 6-neighbours of the newly queried points that were never queried and whose interpolated side
 // (midpoint interpolation from the parent lattice, the same float32 arithmetic as
-// interp_from_parent) differs from the queried point's side. Returns them as sorted unique keys
-// of the child lattice (n = 2 * npar - 1 points per axis). Native twin of the torch round body;
-// tests/test_octree.py compares whole octrees built either way.
+// interp_from_parent) differs from the queried point's side, appended to ``out`` as sorted unique
+// keys of the child lattice (n = 2 * npar - 1 points per axis). ``kn``: a byte per child point,
+// nonzero where queried. Runs without the GIL.
+void check_round_core(const int64_t* keys, const float* vals, int64_t m, const float* par, int64_t npar,
+                      const uint8_t* kn, float lv, std::vector<int64_t>& out) {
+    const int64_t n = 2 * npar - 1;
+    static const int kNb[6][3] = {{1, 0, 0}, {-1, 0, 0}, {0, 1, 0}, {0, -1, 0}, {0, 0, 1}, {0, 0, -1}};
+    const KeyCoder coder(n);
+    out.clear();
+    for (int64_t r = 0; r < m; ++r) {
+        int64_t c[3];
+        coder.decode(keys[r], c);
+        const int64_t x = c[0], y = c[1], z = c[2];
+        const bool s = vals[r] > lv;
+        for (const auto& d : kNb) {
+            const int64_t qx = x + d[0], qy = y + d[1], qz = z + d[2];
+            if (qx < 0 || qy < 0 || qz < 0 || qx > n - 1 || qy > n - 1 || qz > n - 1) continue;
+            const int64_t q = (qx * n + qy) * n + qz;
+            if (kn[q]) continue;
+            if ((interp_from_parent(par, npar, qx, qy, qz) > lv) != s) out.push_back(q);
+        }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
+// The first candidates of one octree level (streamrecon/occupancy/octree.py, _refine, band 0, no
+// margin/spread): for every edge of the parent lattice ([P]^3) whose ends lie on different sides
+// of the level, the child-lattice points around it (the edge midpoint, the 4 face centres and the
+// 4 cell centres: 2p + e_a + sb e_b + sc e_c, sb, sc in {-1, 0, 1}) that are inside the lattice and
+// not yet queried (``kn``). Sorted unique keys of the child lattice (n = 2 P - 1), deduplicated in a
+// bitset over it, into ``out``. Runs without the GIL.
+void edge_candidates_core(const float* par, int64_t P, const uint8_t* kn, float lv, std::vector<int64_t>& out) {
+    const int64_t n = 2 * P - 1;
+    const size_t npts = static_cast<size_t>(n * n * n);
+    std::vector<uint64_t> mark((npts + 63) / 64, 0);
+    // side of each parent point, one byte each
+    std::vector<uint8_t> side(static_cast<size_t>(P * P * P));
+    for (size_t r = 0; r < side.size(); ++r) side[r] = par[r] > lv;
+    const int64_t pstride[3] = {P * P, P, 1};
+    const int64_t cstride[3] = {n * n, n, 1};
+    for (int64_t i = 0; i < P; ++i)
+        for (int64_t j = 0; j < P; ++j)
+            for (int64_t k = 0; k < P; ++k) {
+                const int64_t p = (i * P + j) * P + k;
+                const int64_t pc[3] = {i, j, k};
+                for (int a = 0; a < 3; ++a) {
+                    if (pc[a] == P - 1 || side[p] == side[p + pstride[a]]) continue;
+                    const int b = (a + 1) % 3, c = (a + 2) % 3;
+                    const int64_t cb = 2 * pc[b], cc = 2 * pc[c];
+                    const int64_t centre = 2 * i * cstride[0] + 2 * j * cstride[1] + 2 * k * cstride[2] + cstride[a];
+                    for (int sb = -1; sb <= 1; ++sb) {
+                        if (cb + sb < 0 || cb + sb > n - 1) continue;
+                        for (int sc = -1; sc <= 1; ++sc) {
+                            if (cc + sc < 0 || cc + sc > n - 1) continue;
+                            const int64_t q = centre + sb * cstride[b] + sc * cstride[c];
+                            if (!kn[q]) mark[static_cast<size_t>(q) >> 6] |= uint64_t(1) << (q & 63);
+                        }
+                    }
+                }
+            }
+    out.clear();
+    for (size_t w = 0; w < mark.size(); ++w)
+        for (uint64_t word = mark[w]; word; word &= word - 1)
+            out.push_back(static_cast<int64_t>(w * 64 + __builtin_ctzll(word)));
+}
+
+int64_t check_parent(const py::array_t<float, py::array::c_style | py::array::forcecast>& parent) {
+    if (parent.ndim() != 3 || parent.shape(0) != parent.shape(1) || parent.shape(0) != parent.shape(2) || parent.shape(0) < 2)
+        throw std::invalid_argument("parent: expected float32 [P, P, P] with P >= 2");
+    const int64_t n = 2 * parent.shape(0) - 1;
+    if (n * n * n > (int64_t(1) << 28))
+        throw std::invalid_argument("parent: child lattices above 2^28 points take the torch code");
+    return n;
+}
+
+int64_t child_side(const py::array_t<float, py::array::c_style | py::array::forcecast>& parent,
+                   const py::array_t<bool, py::array::c_style>& known) {
+    const int64_t n = check_parent(parent);
+    if (known.ndim() != 1 || known.shape(0) != n * n * n)
+        throw std::invalid_argument("known: expected bool [n^3] with n = 2 P - 1 = " + std::to_string(n));
+    return n;
+}
+
+py::array_t<int64_t> to_array(const std::vector<int64_t>& v) {
+    py::array_t<int64_t> res(static_cast<py::ssize_t>(v.size()));
+    std::copy(v.begin(), v.end(), res.mutable_data());
+    return res;
+}
+
+// The torch round body of _refine as one call (see check_round_core); tests/test_octree.py
+// compares whole octrees built either way.
 py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style | py::array::forcecast> new_keys,
                                         py::array_t<float, py::array::c_style | py::array::forcecast> new_vals,
                                         py::array_t<float, py::array::c_style | py::array::forcecast> parent,
@@ -263,88 +340,187 @@ py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style 
     const int64_t n = child_side(parent, known), npar = parent.shape(0);
     const int64_t m = new_keys.shape(0);
     const int64_t* keys = new_keys.data();
-    const float* vals = new_vals.data();
-    const float* par = parent.data();
-    const bool* kn = known.data();
     for (int64_t r = 0; r < m; ++r)
         if (keys[r] < 0 || keys[r] >= n * n * n) throw std::invalid_argument("new_keys: key outside the child lattice");
     std::vector<int64_t> out;
     {
         py::gil_scoped_release release;
-        const float lv = static_cast<float>(level);
-        static const int kNb[6][3] = {{1, 0, 0}, {-1, 0, 0}, {0, 1, 0}, {0, -1, 0}, {0, 0, 1}, {0, 0, -1}};
-        const KeyCoder coder(n);
-        for (int64_t r = 0; r < m; ++r) {
-            int64_t c[3];
-            coder.decode(keys[r], c);
-            const int64_t x = c[0], y = c[1], z = c[2];
-            const bool s = vals[r] > lv;
-            for (const auto& d : kNb) {
-                const int64_t qx = x + d[0], qy = y + d[1], qz = z + d[2];
-                if (qx < 0 || qy < 0 || qz < 0 || qx > n - 1 || qy > n - 1 || qz > n - 1) continue;
-                const int64_t q = (qx * n + qy) * n + qz;
-                if (kn[q]) continue;
-                if ((interp_from_parent(par, npar, qx, qy, qz) > lv) != s) out.push_back(q);
-            }
-        }
-        std::sort(out.begin(), out.end());
-        out.erase(std::unique(out.begin(), out.end()), out.end());
+        check_round_core(keys, new_vals.data(), m, parent.data(), npar, reinterpret_cast<const uint8_t*>(known.data()),
+                         static_cast<float>(level), out);
     }
-    py::array_t<int64_t> res(static_cast<py::ssize_t>(out.size()));
-    std::copy(out.begin(), out.end(), res.mutable_data());
-    return res;
+    return to_array(out);
 }
 
-// The first candidates of one octree level (streamrecon/occupancy/octree.py, _refine, band 0, no
-// margin/spread): for every edge of the parent lattice whose ends lie on different sides of the
-// level, the child-lattice points around it (the edge midpoint, the 4 face centres and the 4 cell
-// centres: 2p + e_a + sb e_b + sc e_c, sb, sc in {-1, 0, 1}) that are inside the lattice and not
-// yet queried. Sorted unique keys of the child lattice (n = 2 P - 1), deduplicated in a bitset
-// over it (known holds at most 2^25 points, the caller's mask limit). Native twin of the torch
-// code (nonzero, offsets, range filter, unique, mask lookup).
+// _first_candidates (band 0, no margin/spread) as one call (see edge_candidates_core).
 py::array_t<int64_t> octree_edge_candidates(py::array_t<float, py::array::c_style | py::array::forcecast> parent,
                                             py::array_t<bool, py::array::c_style> known, double level) {
-    const int64_t n = child_side(parent, known), P = parent.shape(0);
-    const float* par = parent.data();
-    const bool* kn = known.data();
+    child_side(parent, known);
     std::vector<int64_t> out;
     {
         py::gil_scoped_release release;
-        const float lv = static_cast<float>(level);
-        const size_t npts = static_cast<size_t>(n * n * n);
-        std::vector<uint64_t> mark((npts + 63) / 64, 0);
-        // side of each parent point, one byte each
-        std::vector<uint8_t> side(static_cast<size_t>(P * P * P));
-        for (size_t r = 0; r < side.size(); ++r) side[r] = par[r] > lv;
-        const int64_t pstride[3] = {P * P, P, 1};
-        const int64_t cstride[3] = {n * n, n, 1};
-        for (int64_t i = 0; i < P; ++i)
-            for (int64_t j = 0; j < P; ++j)
-                for (int64_t k = 0; k < P; ++k) {
-                    const int64_t p = (i * P + j) * P + k;
-                    const int64_t pc[3] = {i, j, k};
-                    for (int a = 0; a < 3; ++a) {
-                        if (pc[a] == P - 1 || side[p] == side[p + pstride[a]]) continue;
-                        const int b = (a + 1) % 3, c = (a + 2) % 3;
-                        const int64_t cb = 2 * pc[b], cc = 2 * pc[c];
-                        const int64_t centre = 2 * i * cstride[0] + 2 * j * cstride[1] + 2 * k * cstride[2] + cstride[a];
-                        for (int sb = -1; sb <= 1; ++sb) {
-                            if (cb + sb < 0 || cb + sb > n - 1) continue;
-                            for (int sc = -1; sc <= 1; ++sc) {
-                                if (cc + sc < 0 || cc + sc > n - 1) continue;
-                                const int64_t q = centre + sb * cstride[b] + sc * cstride[c];
-                                if (!kn[q]) mark[static_cast<size_t>(q) >> 6] |= uint64_t(1) << (q & 63);
-                            }
-                        }
-                    }
-                }
-        for (size_t w = 0; w < mark.size(); ++w)
-            for (uint64_t word = mark[w]; word; word &= word - 1)
-                out.push_back(static_cast<int64_t>(w * 64 + __builtin_ctzll(word)));
+        edge_candidates_core(parent.data(), parent.shape(0), reinterpret_cast<const uint8_t*>(known.data()),
+                             static_cast<float>(level), out);
     }
-    py::array_t<int64_t> res(static_cast<py::ssize_t>(out.size()));
-    std::copy(out.begin(), out.end(), res.mutable_data());
-    return res;
+    return to_array(out);
+}
+
+// Sorted runs of disjoint keys (values alongside) merged into one sorted run, pairwise.
+void merge_runs(std::vector<std::vector<int64_t>>& keys, std::vector<std::vector<float>>& vals) {
+    while (keys.size() > 1) {
+        std::vector<std::vector<int64_t>> nk;
+        std::vector<std::vector<float>> nv;
+        for (size_t r = 0; r + 1 < keys.size(); r += 2) {
+            const auto &ka = keys[r], &kb = keys[r + 1];
+            const auto &va = vals[r], &vb = vals[r + 1];
+            std::vector<int64_t> k(ka.size() + kb.size());
+            std::vector<float> v(k.size());
+            size_t i = 0, j = 0, o = 0;
+            while (i < ka.size() && j < kb.size()) {
+                if (kb[j] < ka[i]) k[o] = kb[j], v[o++] = vb[j++];
+                else k[o] = ka[i], v[o++] = va[i++];
+            }
+            for (; i < ka.size(); ++i, ++o) k[o] = ka[i], v[o] = va[i];
+            for (; j < kb.size(); ++j, ++o) k[o] = kb[j], v[o] = vb[j];
+            nk.push_back(std::move(k));
+            nv.push_back(std::move(v));
+        }
+        if (keys.size() % 2) {
+            nk.push_back(std::move(keys.back()));
+            nv.push_back(std::move(vals.back()));
+        }
+        keys.swap(nk);
+        vals.swap(nv);
+    }
+}
+
+// upsample2 of streamrecon/occupancy/octree.py: [P]^3 -> [2P - 1]^3 by midpoint averaging
+// (a + b) * 0.5 in float32 along x, then y, then z (bit-identical values).
+void upsample2_core(const float* d, int64_t P, float* u) {
+    const int64_t n = 2 * P - 1;
+    for (int64_t i = 0; i < P; ++i)
+        for (int64_t j = 0; j < P; ++j)
+            for (int64_t k = 0; k < P; ++k) {
+                const float a = d[(i * P + j) * P + k];
+                u[((2 * i) * n + 2 * j) * n + 2 * k] = a;
+                if (i + 1 < P) u[((2 * i + 1) * n + 2 * j) * n + 2 * k] = (a + d[((i + 1) * P + j) * P + k]) * 0.5f;
+            }
+    for (int64_t x = 0; x < n; ++x)
+        for (int64_t j = 0; j + 1 < P; ++j)
+            for (int64_t k = 0; k < P; ++k) {
+                float* row = u + x * n * n + 2 * k;
+                row[(2 * j + 1) * n] = (row[(2 * j) * n] + row[(2 * j + 2) * n]) * 0.5f;
+            }
+    for (int64_t x = 0; x < n; ++x)
+        for (int64_t y = 0; y < n; ++y) {
+            float* row = u + (x * n + y) * n;
+            for (int64_t k = 0; k + 1 < P; ++k) row[2 * k + 1] = (row[2 * k] + row[2 * k + 2]) * 0.5f;
+        }
+}
+
+// Asks ``ask`` (a Python callable, float32 [M, 3] crop-frame points -> float32 [M]) about the
+// child-lattice keys (n per axis, stride h on the resolution-N grid). Points as grid.grid_points
+// computes them: ((2.0 * i - N) / N) in float64, rounded once to float32. Needs the GIL.
+std::vector<float> ask_keys(const py::object& ask, const std::vector<int64_t>& keys, int64_t n, int64_t h, int64_t N) {
+    const py::ssize_t m = static_cast<py::ssize_t>(keys.size());
+    py::array_t<float> pts({m, py::ssize_t(3)});
+    float* p = pts.mutable_data();
+    const KeyCoder coder(n);
+    const double dn = static_cast<double>(N);
+    for (py::ssize_t r = 0; r < m; ++r) {
+        int64_t c[3];
+        coder.decode(keys[r], c);
+        for (int a = 0; a < 3; ++a) p[3 * r + a] = static_cast<float>((2.0 * static_cast<double>(c[a] * h) - dn) / dn);
+    }
+    py::object got = ask(pts);
+    auto vals = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(got);
+    if (!vals || vals.ndim() != 1 || vals.shape(0) != m)
+        throw std::invalid_argument("ask: expected float32 [" + std::to_string(m) + "] values for the points");
+    return std::vector<float>(vals.data(), vals.data() + m);
+}
+
+// One whole level of the octree (streamrecon/occupancy/octree.py, _refine with band 0, no
+// margin/spread, the known mask) in one call: the parent's queried keys mapped to the child
+// lattice, the first candidates, their queries (through ``ask``), the lossless check's rounds and
+// their queries, and the merge into one sorted set; with ``upsample``, also the next level's dense
+// lattice (upsample2 of the parent, queried values written in). Returns (keys, vals, next or
+// None, first-candidate queries, rounds, queries). The torch code is its twin (tests compare the
+// octrees, bit for bit).
+py::tuple octree_refine_level(py::array_t<float, py::array::c_style | py::array::forcecast> parent,
+                              py::array_t<int64_t, py::array::c_style | py::array::forcecast> parent_keys,
+                              py::array_t<float, py::array::c_style | py::array::forcecast> parent_vals,
+                              int64_t h, int64_t resolution, double level, bool check, int64_t max_rounds,
+                              bool upsample, py::object ask) {
+    const int64_t n = check_parent(parent), P = parent.shape(0);
+    if (parent_keys.ndim() != 1 || parent_vals.ndim() != 1 || parent_keys.shape(0) != parent_vals.shape(0))
+        throw std::invalid_argument("parent_keys, parent_vals: expected 1-D arrays of the same length");
+    if (h < 1 || resolution < 2)
+        throw std::invalid_argument("h, resolution: expected a stride >= 1 and a resolution >= 2");
+    const int64_t nk = parent_keys.shape(0);
+    const int64_t* pk = parent_keys.data();
+    for (int64_t r = 0; r < nk; ++r)
+        if (pk[r] < 0 || pk[r] >= P * P * P || (r && pk[r] <= pk[r - 1]))
+            throw std::invalid_argument("parent_keys: expected sorted unique keys of the parent lattice");
+    const float lv = static_cast<float>(level);
+    const float* par = parent.data();
+    std::vector<uint8_t> known(static_cast<size_t>(n * n * n), 0);
+    std::vector<std::vector<int64_t>> run_keys(1);
+    std::vector<std::vector<float>> run_vals(1);
+    std::vector<int64_t> fresh;
+    {
+        py::gil_scoped_release release;
+        // (i, j, k) -> (2i, 2j, 2k) keeps the order
+        const KeyCoder coder(P);
+        run_keys[0].resize(static_cast<size_t>(nk));
+        for (int64_t r = 0; r < nk; ++r) {
+            int64_t c[3];
+            coder.decode(pk[r], c);
+            const int64_t q = ((2 * c[0]) * n + 2 * c[1]) * n + 2 * c[2];
+            run_keys[0][r] = q;
+            known[q] = 1;
+        }
+        run_vals[0].assign(parent_vals.data(), parent_vals.data() + nk);
+        edge_candidates_core(par, P, known.data(), lv, fresh);
+    }
+    int64_t queries = 0, rounds = 0, first = 0;
+    std::vector<float> vals;
+    if (!fresh.empty()) vals = ask_keys(ask, fresh, n, h, resolution);
+    first = queries = static_cast<int64_t>(fresh.size());
+    for (int64_t q : fresh) known[q] = 1;
+    run_keys.push_back(fresh);
+    run_vals.push_back(vals);
+    std::vector<int64_t> next_keys;
+    while (check && !fresh.empty() && rounds < max_rounds) {
+        ++rounds;
+        {
+            py::gil_scoped_release release;
+            check_round_core(fresh.data(), vals.data(), static_cast<int64_t>(fresh.size()), par, P, known.data(), lv, next_keys);
+        }
+        if (next_keys.empty()) break;
+        fresh.swap(next_keys);
+        vals = ask_keys(ask, fresh, n, h, resolution);
+        queries += static_cast<int64_t>(fresh.size());
+        for (int64_t q : fresh) known[q] = 1;
+        run_keys.push_back(fresh);
+        run_vals.push_back(vals);
+    }
+    py::object next = py::none();
+    py::array_t<float> up;
+    if (upsample) up = py::array_t<float>({n, n, n});
+    {
+        py::gil_scoped_release release;
+        merge_runs(run_keys, run_vals);
+        if (upsample) {
+            float* u = up.mutable_data();
+            upsample2_core(par, P, u);
+            const std::vector<int64_t>& k = run_keys[0];
+            const std::vector<float>& v = run_vals[0];
+            for (size_t r = 0; r < k.size(); ++r) u[k[r]] = v[r];
+        }
+    }
+    if (upsample) next = up;
+    py::array_t<float> vo(static_cast<py::ssize_t>(run_vals[0].size()));
+    std::copy(run_vals[0].begin(), run_vals[0].end(), vo.mutable_data());
+    return py::make_tuple(to_array(run_keys[0]), vo, next, first, rounds, queries);
 }
 
 // keys_a (sorted) and keys_b (any order) with their values, as one sorted array: what
@@ -463,6 +639,11 @@ void register_octree_cells(py::module_& m) {
           "of the (extent+1)^3 lattice, values) and its stride-2 parent lattice float32 [extent/2+1]^3. "
           "Lattices of up to bitset_max points use bitsets (a few MB), larger ones a hash and a sort "
           "(the same result; tests lower it to run both).");
+    m.def("octree_refine_level", &octree_refine_level, py::arg("parent"), py::arg("parent_keys"), py::arg("parent_vals"),
+          py::arg("h"), py::arg("resolution"), py::arg("level"), py::arg("check"), py::arg("max_rounds"),
+          py::arg("upsample"), py::arg("ask"),
+          "One octree level (band 0, mask membership): (keys, vals, next dense lattice or None, first-candidate "
+          "queries, rounds, queries). ask(float32 [M, 3] points) -> float32 [M] is called with the GIL held.");
     m.def("octree_edge_candidates", &octree_edge_candidates, py::arg("parent"), py::arg("known"), py::arg("level") = 0.5,
           "Sorted unique child-lattice keys (n = 2P - 1) of the points around the parent lattice's crossed "
           "edges (midpoint, face and cell centres) that known does not mark. Releases the GIL.");

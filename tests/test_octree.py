@@ -63,9 +63,10 @@ def test_thin_limbed_body_lossless(body_grids):
 
 @pytest.mark.parametrize("field", [body_field(), SphereField(radius=0.3, center=(0.05, 0.1, 0.0))], ids=["body", "sphere"])
 def test_native_round_mask_and_sorted_keys_give_the_same_octree(monkeypatch, field):
-    """The first candidates, the lossless check's rounds and the merges of queried points run
-    natively (bit-mask membership), in torch with the mask, or in torch with binary search over
-    sorted keys (big lattices): the same points get queried and the grids are identical."""
+    """Whole levels run natively (one call each); or the first candidates, the lossless check's
+    rounds and the merges of queried points run natively (bit-mask membership); or in torch with
+    the mask, or in torch with binary search over sorted keys (big lattices): the same points get
+    queried at every level and the grids are identical."""
     from streamrecon.occupancy import octree as oc
 
     def build():
@@ -73,7 +74,9 @@ def test_native_round_mask_and_sorted_keys_give_the_same_octree(monkeypatch, fie
 
     if oc._native_round(torch.device("cpu")) is None:
         pytest.skip("native extension not built: nothing to compare the torch rounds with")
-    native = build()
+    native = build()  # whole levels in octree_refine_level
+    monkeypatch.setattr(oc, "NATIVE_LEVEL", False)
+    native_rounds = build()  # _refine with the native candidates, rounds and merges
     monkeypatch.setattr(oc, "NATIVE_CHECK", False)
     with_mask = build()
     monkeypatch.setattr(oc, "KNOWN_MASK_MAX_POINTS", 0)
@@ -81,9 +84,11 @@ def test_native_round_mask_and_sorted_keys_give_the_same_octree(monkeypatch, fie
     monkeypatch.setattr(oc, "NATIVE_CHECK", True)
     native_merges_only = build()  # no mask: torch candidates and rounds, native merges
     assert native.stats["levels"][-1]["lossless_queries"] > 0  # the check had work to do
-    for other in (with_mask, with_keys, native_merges_only):
+    per_level = ("stride", "queries", "surface_queries", "lossless_queries", "rounds")
+    for other in (native_rounds, with_mask, with_keys, native_merges_only):
         assert native.num_queries == other.num_queries
-        assert [lv["rounds"] for lv in native.stats["levels"]] == [lv["rounds"] for lv in other.stats["levels"]]
+        assert [[lv.get(k) for k in per_level] for lv in native.stats["levels"]] == \
+            [[lv.get(k) for k in per_level] for lv in other.stats["levels"]]
         assert torch.equal(native.keys, other.keys) and torch.equal(native.vals, other.vals)
         assert torch.equal(native.parent, other.parent)
 
@@ -123,6 +128,30 @@ def test_native_round_refuses_bad_shapes():
         nat.octree_check_round(np.zeros(1, np.int64), np.zeros(1, np.float32), parent, np.zeros(10, bool))
     with pytest.raises(ValueError, match="outside"):
         nat.octree_check_round(np.array([9 ** 3]), np.zeros(1, np.float32), parent, np.zeros(9 ** 3, bool))
+
+
+def test_native_level_refuses_bad_input_and_bad_answers():
+    nat = pytest.importorskip("streamrecon._native", reason="native extension not built")
+    parent = np.zeros((5, 5, 5), np.float32)
+    parent[2:, 2:, 2:] = 1.0  # crossed edges: the level asks about points
+
+    def level(keys, ask, vals=None):
+        vals = np.zeros(len(keys), np.float32) if vals is None else vals
+        return nat.octree_refine_level(parent, keys, vals, 1, 9, 0.5, True, 8, False, ask)
+
+    good = lambda p: np.zeros(len(p), np.float32)
+    with pytest.raises(ValueError, match="sorted unique"):
+        level(np.array([3, 1]), good)
+    with pytest.raises(ValueError, match="sorted unique"):
+        level(np.array([5 ** 3]), good)
+    with pytest.raises(ValueError, match="same length"):
+        level(np.array([1]), good, np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match=r"ask: expected float32 \[\d+\]"):
+        level(np.array([1]), lambda p: np.zeros(len(p) + 1, np.float32))
+    with pytest.raises(ZeroDivisionError):  # the callback's own error comes through
+        level(np.array([1]), lambda p: 1 / 0)
+    keys, vals, nxt, first, rounds, queries = level(np.array([0, 1]), good)
+    assert first > 0 and queries >= first and nxt is None and np.all(np.diff(keys) > 0)
 
 
 def test_without_lossless_check_queries_less(body_grids):

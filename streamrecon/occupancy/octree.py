@@ -317,13 +317,21 @@ class _Counter:
         self.seconds = 0.0
 
     def __call__(self, ijk_fine: torch.Tensor) -> torch.Tensor:
+        return self.points(grid_points(ijk_fine, self.resolution))
+
+    def points(self, pts: torch.Tensor) -> torch.Tensor:
+        """Values at crop-frame points [M, 3] (``grid_points`` of the fine lattice), in batches."""
         t0 = time.perf_counter()
-        out = torch.empty(len(ijk_fine), dtype=torch.float32, device=ijk_fine.device)
-        for s in range(0, len(ijk_fine), self.batch):
-            out[s : s + self.batch] = call_query(self.query_fn, grid_points(ijk_fine[s : s + self.batch], self.resolution))
-        self.count += len(ijk_fine)
+        out = torch.empty(len(pts), dtype=torch.float32, device=pts.device)
+        for s in range(0, len(pts), self.batch):
+            out[s : s + self.batch] = call_query(self.query_fn, pts[s : s + self.batch])
+        self.count += len(pts)
         self.seconds += time.perf_counter() - t0
         return out
+
+    def numpy_points(self, pts: np.ndarray) -> np.ndarray:
+        """``points`` for the native level kernel's callback: numpy in, numpy out."""
+        return self.points(torch.from_numpy(pts)).numpy()
 
 
 def evaluate_octree(
@@ -359,12 +367,19 @@ def evaluate_octree(
         levels: List[dict] = [{"stride": s0, "queries": ask.count, "rounds": 0}]
         h = s0 // 2
         while True:
-            exact, info = _refine(ask, dense, exact, h, extent, cfg)
+            nat = _native_level(dense, cfg)
+            if nat is not None:
+                exact, info, nxt = _refine_native(nat, ask, dense, exact, h, cfg)
+            else:
+                exact, info = _refine(ask, dense, exact, h, extent, cfg)
             levels.append(info)
             if h == 1:
                 break
-            dense = upsample2(dense)
-            dense.view(-1)[exact.keys] = exact.vals
+            if nat is not None:
+                dense = torch.from_numpy(nxt)
+            else:
+                dense = upsample2(dense)
+                dense.view(-1)[exact.keys] = exact.vals
             h //= 2
     total = time.perf_counter() - t_start
     stats = {"levels": levels, "coarse_stride": s0, "query_s": ask.seconds, "total_s": total,
@@ -394,6 +409,9 @@ def _flagged_cells(parent: torch.Tensor, cfg: OctreeConfig) -> torch.Tensor:
 NATIVE_CHECK = True
 """run the lossless check's rounds in the native kernel when built (CPU, mask membership); the
 torch code is its twin (tests compare the octrees)."""
+NATIVE_LEVEL = True
+"""with NATIVE_CHECK: run whole levels in ``octree_refine_level`` where it applies (band 0, no
+margin/spread, the mask's size); off, ``_refine`` runs them with the native rounds (tests)."""
 
 
 def _native_round(dev: torch.device):
@@ -402,6 +420,31 @@ def _native_round(dev: torch.device):
     from ..native import native_or_none
 
     return native_or_none("octree lossless check")
+
+
+def _native_level(parent: torch.Tensor, cfg: OctreeConfig):
+    """The native module when a whole level can run in ``octree_refine_level``: CPU, built, the
+    level's lattice within the known mask's size, band 0 and no margin/spread (its candidates)."""
+    n = 2 * parent.shape[0] - 1
+    if not NATIVE_LEVEL or n ** 3 > KNOWN_MASK_MAX_POINTS or cfg.band > 0 or cfg.margin > 0 or cfg.spread > 0:
+        return None
+    return _native_round(parent.device)
+
+
+def _refine_native(nat, ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int,
+                   cfg: OctreeConfig) -> Tuple[_Sorted, dict, Optional[np.ndarray]]:
+    """``_refine`` in one native call (its twin: the same queries in the same order, the same
+    sorted keys and values), plus the next level's dense lattice (``upsample2`` of the parent with
+    the queried values written in) when there is a next level."""
+    check = cfg.lossless and (cfg.exact_vertices or h > 1)
+    keys, vals, nxt, first, rounds, queries = nat.octree_refine_level(
+        parent.numpy(), parent_exact.keys.numpy(), parent_exact.vals.numpy(), h, ask.resolution, cfg.level,
+        check, cfg.max_rounds, h > 1, ask.numpy_points)
+    if check and rounds >= cfg.max_rounds:
+        log.warning("octree: lossless check stopped after %d rounds at stride %d", rounds, h)
+    info = {"stride": h, "queries": queries, "surface_queries": first, "lossless_queries": queries - first,
+            "rounds": rounds}
+    return _Sorted(torch.from_numpy(keys), torch.from_numpy(vals)), info, nxt
 
 
 def _first_candidates(parent: torch.Tensor, exact: _Sorted, known_mask: Optional[torch.Tensor],
