@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -234,14 +235,19 @@ py::tuple octree_surface_cells(py::array_t<int64_t, py::array::c_style | py::arr
     return py::make_tuple(cout, vout);
 }
 
-// Checks a level's inputs, parent float32 [P, P, P] (P >= 2) and known bool [n^3] over its child
-// lattice (at most 2^28 points: larger ones take the torch code); returns n = 2 P - 1.
 // One round of the octree's lossless check (streamrecon/occupancy/octree.py, _refine): the
 // 6-neighbours of the newly queried points that were never queried and whose interpolated side
 // (midpoint interpolation from the parent lattice, the same float32 arithmetic as
 // interp_from_parent) differs from the queried point's side, appended to ``out`` as sorted unique
 // keys of the child lattice (n = 2 * npar - 1 points per axis). ``kn``: a byte per child point,
 // nonzero where queried. Runs without the GIL.
+// A never-queried point's support (the 2, 4 or 8 parent points it is the midpoint of) lies on one
+// side of the level: every point with a mixed support sits on a crossed parent edge, face or cell
+// and is among the level's first candidates, all queried before the rounds. The midpoint average
+// of values on one side stays on that side in float32 ((a + b) rounds to at least 2 min(a, b) and
+// at most 2 max(a, b); * 0.5 is exact), so the interpolated side is the side of the support point
+// (q >> 1): one load instead of interp_from_parent's eight (the torch twin interpolates; tests
+// compare the octrees bit for bit).
 void check_round_core(const int64_t* keys, const float* vals, int64_t m, const float* par, int64_t npar,
                       const uint8_t* kn, float lv, std::vector<int64_t>& out) {
     const int64_t n = 2 * npar - 1;
@@ -258,7 +264,7 @@ void check_round_core(const int64_t* keys, const float* vals, int64_t m, const f
             if (qx < 0 || qy < 0 || qz < 0 || qx > n - 1 || qy > n - 1 || qz > n - 1) continue;
             const int64_t q = (qx * n + qy) * n + qz;
             if (kn[q]) continue;
-            if ((interp_from_parent(par, npar, qx, qy, qz) > lv) != s) out.push_back(q);
+            if ((par[((qx >> 1) * npar + (qy >> 1)) * npar + (qz >> 1)] > lv) != s) out.push_back(q);
         }
     }
     std::sort(out.begin(), out.end());
@@ -278,34 +284,49 @@ void edge_candidates_core(const float* par, int64_t P, const uint8_t* kn, float 
     // side of each parent point, one byte each
     std::vector<uint8_t> side(static_cast<size_t>(P * P * P));
     for (size_t r = 0; r < side.size(); ++r) side[r] = par[r] > lv;
-    const int64_t pstride[3] = {P * P, P, 1};
     const int64_t cstride[3] = {n * n, n, 1};
+    std::vector<uint8_t> flag(static_cast<size_t>(P) + 8, 0);  // per row: bit a = edge along axis a crossed
     for (int64_t i = 0; i < P; ++i)
-        for (int64_t j = 0; j < P; ++j)
-            for (int64_t k = 0; k < P; ++k) {
-                const int64_t p = (i * P + j) * P + k;
-                const int64_t pc[3] = {i, j, k};
-                for (int a = 0; a < 3; ++a) {
-                    if (pc[a] == P - 1 || side[p] == side[p + pstride[a]]) continue;
-                    const int b = (a + 1) % 3, c = (a + 2) % 3;
-                    const int64_t cb = 2 * pc[b], cc = 2 * pc[c];
-                    const int64_t centre = 2 * i * cstride[0] + 2 * j * cstride[1] + 2 * k * cstride[2] + cstride[a];
-                    for (int sb = -1; sb <= 1; ++sb) {
-                        if (cb + sb < 0 || cb + sb > n - 1) continue;
-                        for (int sc = -1; sc <= 1; ++sc) {
-                            if (cc + sc < 0 || cc + sc > n - 1) continue;
-                            const int64_t q = centre + sb * cstride[b] + sc * cstride[c];
-                            if (!kn[q]) mark[static_cast<size_t>(q) >> 6] |= uint64_t(1) << (q & 63);
+        for (int64_t j = 0; j < P; ++j) {
+            // a row's crossings in one vectorisable pass, then only its crossed points (few)
+            const uint8_t* s = side.data() + (i * P + j) * P;
+            const uint8_t* sy = j + 1 < P ? s + P : s;  // the last row/plane compares with itself: no crossing
+            const uint8_t* sx = i + 1 < P ? s + P * P : s;
+            uint8_t* f = flag.data();
+            for (int64_t k = 0; k + 1 < P; ++k) f[k] = static_cast<uint8_t>(((s[k] ^ s[k + 1]) << 2) | ((s[k] ^ sy[k]) << 1) | (s[k] ^ sx[k]));
+            f[P - 1] = static_cast<uint8_t>(((s[P - 1] ^ sy[P - 1]) << 1) | (s[P - 1] ^ sx[P - 1]));
+            for (int64_t k0 = 0; k0 < P; k0 += 8) {
+                uint64_t word;
+                std::memcpy(&word, f + k0, 8);  // (the padding past P is zero)
+                if (!word) continue;
+                for (int64_t k = k0; k < std::min(P, k0 + 8); ++k) {
+                    if (!f[k]) continue;
+                    const int64_t pc[3] = {i, j, k};
+                    for (int a = 0; a < 3; ++a) {
+                        if (!((f[k] >> a) & 1)) continue;
+                        const int b = (a + 1) % 3, c = (a + 2) % 3;
+                        const int64_t cb = 2 * pc[b], cc = 2 * pc[c];
+                        const int64_t centre = 2 * i * cstride[0] + 2 * j * cstride[1] + 2 * k * cstride[2] + cstride[a];
+                        for (int sb = -1; sb <= 1; ++sb) {
+                            if (cb + sb < 0 || cb + sb > n - 1) continue;
+                            for (int sc = -1; sc <= 1; ++sc) {
+                                if (cc + sc < 0 || cc + sc > n - 1) continue;
+                                const int64_t q = centre + sb * cstride[b] + sc * cstride[c];
+                                if (!kn[q]) mark[static_cast<size_t>(q) >> 6] |= uint64_t(1) << (q & 63);
+                            }
                         }
                     }
                 }
             }
+        }
     out.clear();
     for (size_t w = 0; w < mark.size(); ++w)
         for (uint64_t word = mark[w]; word; word &= word - 1)
             out.push_back(static_cast<int64_t>(w * 64 + __builtin_ctzll(word)));
 }
 
+// Checks a level's parent, float32 [P, P, P] with P >= 2 and a child lattice of at most 2^28
+// points (larger ones take the torch code); returns n = 2 P - 1.
 int64_t check_parent(const py::array_t<float, py::array::c_style | py::array::forcecast>& parent) {
     if (parent.ndim() != 3 || parent.shape(0) != parent.shape(1) || parent.shape(0) != parent.shape(2) || parent.shape(0) < 2)
         throw std::invalid_argument("parent: expected float32 [P, P, P] with P >= 2");
@@ -315,6 +336,7 @@ int64_t check_parent(const py::array_t<float, py::array::c_style | py::array::fo
     return n;
 }
 
+// check_parent, and known bool [n^3] over the child lattice.
 int64_t child_side(const py::array_t<float, py::array::c_style | py::array::forcecast>& parent,
                    const py::array_t<bool, py::array::c_style>& known) {
     const int64_t n = check_parent(parent);
