@@ -373,17 +373,19 @@ py::array_t<int64_t> octree_check_round(py::array_t<int64_t, py::array::c_style 
     return to_array(out);
 }
 
-// _first_candidates (band 0, no margin/spread) as one call (see edge_candidates_core).
-py::array_t<int64_t> octree_edge_candidates(py::array_t<float, py::array::c_style | py::array::forcecast> parent,
-                                            py::array_t<bool, py::array::c_style> known, double level) {
-    child_side(parent, known);
-    std::vector<int64_t> out;
-    {
-        py::gil_scoped_release release;
-        edge_candidates_core(parent.data(), parent.shape(0), reinterpret_cast<const uint8_t*>(known.data()),
-                             static_cast<float>(level), out);
+// Two sorted runs of disjoint keys (values alongside) merged into k, v (room for both). The
+// second run is read through ``order`` (its rows in key order) when given.
+void merge_two(const int64_t* ka, const float* va, size_t na, const int64_t* kb, const float* vb, size_t nb,
+               const int64_t* order, int64_t* k, float* v) {
+    size_t i = 0, j = 0, o = 0;
+    auto row = [order](size_t r) { return order ? static_cast<size_t>(order[r]) : r; };
+    while (i < na && j < nb) {
+        const size_t b = row(j);
+        if (kb[b] < ka[i]) k[o] = kb[b], v[o++] = vb[b], ++j;
+        else k[o] = ka[i], v[o++] = va[i++];
     }
-    return to_array(out);
+    for (; i < na; ++i, ++o) k[o] = ka[i], v[o] = va[i];
+    for (; j < nb; ++j, ++o) k[o] = kb[row(j)], v[o] = vb[row(j)];
 }
 
 // Sorted runs of disjoint keys (values alongside) merged into one sorted run, pairwise.
@@ -393,16 +395,10 @@ void merge_runs(std::vector<std::vector<int64_t>>& keys, std::vector<std::vector
         std::vector<std::vector<float>> nv;
         for (size_t r = 0; r + 1 < keys.size(); r += 2) {
             const auto &ka = keys[r], &kb = keys[r + 1];
-            const auto &va = vals[r], &vb = vals[r + 1];
             std::vector<int64_t> k(ka.size() + kb.size());
             std::vector<float> v(k.size());
-            size_t i = 0, j = 0, o = 0;
-            while (i < ka.size() && j < kb.size()) {
-                if (kb[j] < ka[i]) k[o] = kb[j], v[o++] = vb[j++];
-                else k[o] = ka[i], v[o++] = va[i++];
-            }
-            for (; i < ka.size(); ++i, ++o) k[o] = ka[i], v[o] = va[i];
-            for (; j < kb.size(); ++j, ++o) k[o] = kb[j], v[o] = vb[j];
+            merge_two(ka.data(), vals[r].data(), ka.size(), kb.data(), vals[r + 1].data(), kb.size(), nullptr,
+                      k.data(), v.data());
             nk.push_back(std::move(k));
             nv.push_back(std::move(v));
         }
@@ -503,27 +499,27 @@ py::tuple octree_refine_level(py::array_t<float, py::array::c_style | py::array:
         run_vals[0].assign(parent_vals.data(), parent_vals.data() + nk);
         edge_candidates_core(par, P, known.data(), lv, fresh);
     }
-    int64_t queries = 0, rounds = 0, first = 0;
-    std::vector<float> vals;
-    if (!fresh.empty()) vals = ask_keys(ask, fresh, n, h, resolution);
-    first = queries = static_cast<int64_t>(fresh.size());
-    for (int64_t q : fresh) known[q] = 1;
-    run_keys.push_back(fresh);
-    run_vals.push_back(vals);
-    std::vector<int64_t> next_keys;
-    while (check && !fresh.empty() && rounds < max_rounds) {
+    // each round's keys and values are a run of their own (sorted, disjoint), merged at the end
+    run_vals.push_back(fresh.empty() ? std::vector<float>() : ask_keys(ask, fresh, n, h, resolution));
+    run_keys.push_back(std::move(fresh));
+    const int64_t first = static_cast<int64_t>(run_keys.back().size());
+    int64_t queries = first, rounds = 0;
+    for (int64_t q : run_keys.back()) known[q] = 1;
+    std::vector<int64_t> found;
+    while (check && !run_keys.back().empty() && rounds < max_rounds) {
         ++rounds;
         {
             py::gil_scoped_release release;
-            check_round_core(fresh.data(), vals.data(), static_cast<int64_t>(fresh.size()), par, P, known.data(), lv, next_keys);
+            const std::vector<int64_t>& last = run_keys.back();
+            check_round_core(last.data(), run_vals.back().data(), static_cast<int64_t>(last.size()), par, P,
+                             known.data(), lv, found);
         }
-        if (next_keys.empty()) break;
-        fresh.swap(next_keys);
-        vals = ask_keys(ask, fresh, n, h, resolution);
-        queries += static_cast<int64_t>(fresh.size());
-        for (int64_t q : fresh) known[q] = 1;
-        run_keys.push_back(fresh);
-        run_vals.push_back(vals);
+        if (found.empty()) break;
+        run_vals.push_back(ask_keys(ask, found, n, h, resolution));
+        queries += static_cast<int64_t>(found.size());
+        for (int64_t q : found) known[q] = 1;
+        run_keys.push_back(std::move(found));
+        found.clear();
     }
     py::object next = py::none();
     py::array_t<float> up;
@@ -566,23 +562,15 @@ py::tuple merge_sorted_keys(py::array_t<int64_t, py::array::c_style | py::array:
     float* v = vo.mutable_data();
     {
         py::gil_scoped_release release;
-        std::vector<int64_t> order(static_cast<size_t>(nb));
-        for (int64_t r = 0; r < nb; ++r) order[r] = r;
         bool sorted_b = true;
         for (int64_t r = 1; r < nb && sorted_b; ++r) sorted_b = kb[r] >= kb[r - 1];
-        if (!sorted_b) std::sort(order.begin(), order.end(), [kb](int64_t x, int64_t y) { return kb[x] < kb[y]; });
-        int64_t i = 0, j = 0, o = 0;
-        while (i < na && j < nb) {
-            if (kb[order[j]] < ka[i]) {
-                k[o] = kb[order[j]];
-                v[o++] = vb[order[j++]];
-            } else {
-                k[o] = ka[i];
-                v[o++] = va[i++];
-            }
+        std::vector<int64_t> order;
+        if (!sorted_b) {
+            order.resize(static_cast<size_t>(nb));
+            for (int64_t r = 0; r < nb; ++r) order[r] = r;
+            std::sort(order.begin(), order.end(), [kb](int64_t x, int64_t y) { return kb[x] < kb[y]; });
         }
-        for (; i < na; ++i, ++o) k[o] = ka[i], v[o] = va[i];
-        for (; j < nb; ++j, ++o) k[o] = kb[order[j]], v[o] = vb[order[j]];
+        merge_two(ka, va, static_cast<size_t>(na), kb, vb, static_cast<size_t>(nb), sorted_b ? nullptr : order.data(), k, v);
     }
     return py::make_tuple(ko, vo);
 }
@@ -666,9 +654,6 @@ void register_octree_cells(py::module_& m) {
           py::arg("upsample"), py::arg("ask"),
           "One octree level (band 0, mask membership): (keys, vals, next dense lattice or None, first-candidate "
           "queries, rounds, queries). ask(float32 [M, 3] points) -> float32 [M] is called with the GIL held.");
-    m.def("octree_edge_candidates", &octree_edge_candidates, py::arg("parent"), py::arg("known"), py::arg("level") = 0.5,
-          "Sorted unique child-lattice keys (n = 2P - 1) of the points around the parent lattice's crossed "
-          "edges (midpoint, face and cell centres) that known does not mark. Releases the GIL.");
     m.def("octree_inside_columns", &octree_inside_columns, py::arg("keys"), py::arg("vals"), py::arg("parent"),
           py::arg("extent"), py::arg("resolution"), py::arg("level") = 0.5,
           "bool [resolution, resolution]: the grid column (a, b) holds a point above the level, exact or "

@@ -63,8 +63,8 @@ def test_thin_limbed_body_lossless(body_grids):
 
 @pytest.mark.parametrize("field", [body_field(), SphereField(radius=0.3, center=(0.05, 0.1, 0.0))], ids=["body", "sphere"])
 def test_native_round_mask_and_sorted_keys_give_the_same_octree(monkeypatch, field):
-    """Whole levels run natively (one call each); or the first candidates, the lossless check's
-    rounds and the merges of queried points run natively (bit-mask membership); or in torch with
+    """Whole levels run natively (one call each); or the lossless check's rounds and the merges of
+    queried points run natively (bit-mask membership); or in torch with
     the mask, or in torch with binary search over sorted keys (big lattices): the same points get
     queried at every level and the grids are identical."""
     from streamrecon.occupancy import octree as oc
@@ -76,7 +76,7 @@ def test_native_round_mask_and_sorted_keys_give_the_same_octree(monkeypatch, fie
         pytest.skip("native extension not built: nothing to compare the torch rounds with")
     native = build()  # whole levels in octree_refine_level
     monkeypatch.setattr(oc, "NATIVE_LEVEL", False)
-    native_rounds = build()  # _refine with the native candidates, rounds and merges
+    native_rounds = build()  # _refine: torch candidates, native rounds and merges
     monkeypatch.setattr(oc, "NATIVE_CHECK", False)
     with_mask = build()
     monkeypatch.setattr(oc, "KNOWN_MASK_MAX_POINTS", 0)

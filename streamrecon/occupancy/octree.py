@@ -368,18 +368,16 @@ def evaluate_octree(
         h = s0 // 2
         while True:
             nat = _native_level(dense, cfg)
-            if nat is not None:
-                exact, info, nxt = _refine_native(nat, ask, dense, exact, h, cfg)
+            if nat is not None:  # the level and the next dense lattice in one native call
+                exact, info, dense = _refine_native(nat, ask, dense, exact, h, cfg)
             else:
                 exact, info = _refine(ask, dense, exact, h, extent, cfg)
+                if h > 1:
+                    dense = upsample2(dense)
+                    dense.view(-1)[exact.keys] = exact.vals
             levels.append(info)
             if h == 1:
                 break
-            if nat is not None:
-                dense = torch.from_numpy(nxt)
-            else:
-                dense = upsample2(dense)
-                dense.view(-1)[exact.keys] = exact.vals
             h //= 2
     total = time.perf_counter() - t_start
     stats = {"levels": levels, "coarse_stride": s0, "query_s": ask.seconds, "total_s": total,
@@ -411,7 +409,7 @@ NATIVE_CHECK = True
 torch code is its twin (tests compare the octrees)."""
 NATIVE_LEVEL = True
 """with NATIVE_CHECK: run whole levels in ``octree_refine_level`` where it applies (band 0, no
-margin/spread, the mask's size); off, ``_refine`` runs them with the native rounds (tests)."""
+margin/spread, the mask's size); off, ``_refine`` runs them: torch candidates, native rounds (tests)."""
 
 
 def _native_round(dev: torch.device):
@@ -432,10 +430,10 @@ def _native_level(parent: torch.Tensor, cfg: OctreeConfig):
 
 
 def _refine_native(nat, ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int,
-                   cfg: OctreeConfig) -> Tuple[_Sorted, dict, Optional[np.ndarray]]:
+                   cfg: OctreeConfig) -> Tuple[_Sorted, dict, torch.Tensor]:
     """``_refine`` in one native call (its twin: the same queries in the same order, the same
     sorted keys and values), plus the next level's dense lattice (``upsample2`` of the parent with
-    the queried values written in) when there is a next level."""
+    the queried values written in) when there is a next level, else ``parent`` itself."""
     check = cfg.lossless and (cfg.exact_vertices or h > 1)
     keys, vals, nxt, first, rounds, queries = nat.octree_refine_level(
         parent.numpy(), parent_exact.keys.numpy(), parent_exact.vals.numpy(), h, ask.resolution, cfg.level,
@@ -444,14 +442,14 @@ def _refine_native(nat, ask: _Counter, parent: torch.Tensor, parent_exact: _Sort
         log.warning("octree: lossless check stopped after %d rounds at stride %d", rounds, h)
     info = {"stride": h, "queries": queries, "surface_queries": first, "lossless_queries": queries - first,
             "rounds": rounds}
-    return _Sorted(torch.from_numpy(keys), torch.from_numpy(vals)), info, nxt
+    return _Sorted(torch.from_numpy(keys), torch.from_numpy(vals)), info, parent if nxt is None else torch.from_numpy(nxt)
 
 
 def _first_candidates(parent: torch.Tensor, exact: _Sorted, known_mask: Optional[torch.Tensor],
                       cfg: OctreeConfig) -> torch.Tensor:
     """Sorted unique child-lattice keys, not yet queried, of the points around the parent's crossed
     edges (band 0: edge midpoints, face and cell centres) or of the whole cells that ``band``,
-    ``margin`` and ``spread`` select. ``octree_edge_candidates`` is the native twin of band 0."""
+    ``margin`` and ``spread`` select. Band 0's native twin runs inside ``octree_refine_level``."""
     dev = parent.device
     npar = parent.shape[0]
     n = 2 * npar - 1
@@ -501,12 +499,8 @@ def _refine(ask: _Counter, parent: torch.Tensor, parent_exact: _Sorted, h: int, 
     if n ** 3 <= KNOWN_MASK_MAX_POINTS:
         known_mask = torch.zeros(n ** 3, dtype=torch.bool, device=dev)
         known_mask[exact.keys] = True
-    nat = _native_round(dev)  # merges at any size; the candidate and check kernels need the mask
-    if nat is not None and known_mask is not None and cfg.band == 0 and cfg.margin == 0 and cfg.spread == 0:
-        # _first_candidates in one native call (the same sorted keys)
-        new = torch.from_numpy(nat.octree_edge_candidates(parent.numpy(), known_mask.numpy(), cfg.level))
-    else:
-        new = _first_candidates(parent, exact, known_mask, cfg)
+    nat = _native_round(dev)  # merges at any size; the check kernel needs the mask
+    new = _first_candidates(parent, exact, known_mask, cfg)
     vals = ask(_unlin(new, n) * h)
     exact.add(new, vals, nat)
     if known_mask is not None:
