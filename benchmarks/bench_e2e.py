@@ -10,10 +10,10 @@ on any backend. Script, not a test.
 The input matches the reference's figures (../shared/reference/timing_summary.json): a 1024x1024
 image, crop rect (-32, -32, 1088, 1088) -> 512 and 1024 inputs. Random weights make the filters
 cost what they cost with real ones, but their occupancy field is noise, so the octree is steered by
-the analytic body field (``streamrecon.fields.body_field``) while every batch it asks for is also
+the analytic body field (``streamrecon.testing.fields.body_field``) while every batch it asks for is also
 pushed through the real network (result discarded): query counts and network time are realistic.
 
-Each frame runs ``streamrecon.reconstruction.reconstruct_person`` (preprocess, encode, octree,
+Each frame runs ``streamrecon.recon.reconstruct_person`` (preprocess, encode, octree,
 marching cubes, cleanup, normals). Times are wall clock and process CPU time (the machine may be
 shared: CPU seconds / threads is what an idle machine would take, within the threads' overlap).
 Peak memory: ``peak_rss_MiB`` is the process's max RSS over everything it did (loading the model
@@ -21,7 +21,7 @@ and its engines, the per-stage breakdown, every frame); ``load_peak_rss_MiB`` co
 and ``frame_peak_rss_MiB`` the timed frames alone (Linux ``VmHWM``, reset before them). Compiled
 engines are built beforehand in a child process (``--build-only``) so an export does not count.
 Like the ``streamrecon`` command, the script turns on huge pages for large tensors before torch is
-imported (``streamrecon.process``); ``--no-huge-pages`` measures without.
+imported (``streamrecon.cli.process``); ``--no-huge-pages`` measures without.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ class BodyFieldProxy:
     """``ImplicitModel`` running the real network for cost and answering with the body field."""
 
     def __init__(self, model):
-        from streamrecon.fields import body_field
+        from streamrecon.testing.fields import body_field
 
         self.model, self.field = model, body_field()
         self.name, self.device = getattr(model, "name", "model"), getattr(model, "device", "cpu")
@@ -126,7 +126,7 @@ def pifuhd_stages(model, image, rect, reps):
     of 50,000 query points, through whatever runs the model (its compiled runners or eager)."""
     import torch
 
-    from streamrecon.preprocess import preprocess
+    from streamrecon.models.preprocess import preprocess
 
     pre = preprocess(image, rect)
     img, big = pre.img_512, pre.img
@@ -157,7 +157,7 @@ def run(args) -> dict:
 
     from streamrecon.backends import BackendConfig
     from streamrecon.backends.flags import apply_backend
-    from streamrecon.reconstruction import ReconConfig, reconstruct_person
+    from streamrecon.recon import ReconConfig, reconstruct_person
 
     torch.set_num_threads(args.threads)
     cfg = BackendConfig(backend=args.backend, precision=args.precision, device=args.device, cache_dir=args.engines_dir)
@@ -281,7 +281,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.no_huge_pages:
         os.environ["THP_MEM_ALLOC_ENABLE"] = "0"
-    from streamrecon.process import prepare_process
+    from streamrecon.cli.process import prepare_process
 
     prepare_process()  # as the CLI does, before torch is imported
     if args.plot_only is not None:

@@ -43,8 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    from streamrecon.embedded.evaluate import largest_component, marching_cubes
-    from streamrecon.embedded.model import load_default, load_embedded
+    from streamrecon.training.evaluate import marching_cubes
+    from streamrecon.models.embedded.model import load_default, load_embedded
     from streamrecon.occupancy import evaluate_octree
 
     model = load_embedded(a.checkpoint) if a.checkpoint else load_default()

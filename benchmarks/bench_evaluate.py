@@ -1,6 +1,6 @@
 """Benchmark of the image-space evaluation: the rasteriser alone (warm-up, median/p95) on a
 marching-cubes person-sized mesh, and ``streamrecon evaluate`` on a synthetic run directory of N
-frames (the analytic factory of tests/test_evaluate.py, at a realistic frame and mesh size).
+frames (the analytic factory of tests/eval/test_report.py, at a realistic frame and mesh size).
 
     .venv/bin/python benchmarks/bench_evaluate.py --frames 100 --json out.json
 """
@@ -48,9 +48,10 @@ def main() -> int:
     args = ap.parse_args()
     w, h = (int(s) for s in args.size.split("x"))
 
-    from streamrecon.mesh_types import Mesh
-    from streamrecon.meshio import write_mesh
-    from streamrecon.render import CropCamera, crop_to_image, rasterize, render_mesh
+    from streamrecon.types import Mesh
+    from streamrecon.mesh.io import write_mesh
+    from streamrecon.eval.render import CropCamera, rasterize, render_mesh
+    from streamrecon.mesh.coords import crop_to_image_points as crop_to_image
 
     v, f = blob_mesh(args.res)
     rect = (w / 2 - 0.45 * h, 0.05 * h, 0.9 * h, 0.9 * h)
@@ -90,10 +91,10 @@ def main() -> int:
                            "persons": [{"person": 0, "file": f"meshes/{name}_p0.obj", "mask_file": f"masks/{name}_p0.png",
                                         "rect": list(rect)}]})
         (root / "manifest.json").write_text(json.dumps({"version": 1, "mesh_frame": "image", "frames": frames}))
-        from streamrecon.report.config import EvaluateConfig
-        from streamrecon.report.evaluation import evaluate_run
-        from streamrecon.report.html import write_report
-        from streamrecon.report.run_dir import load_manifest, read_mesh
+        from streamrecon.eval.report.config import EvaluateConfig
+        from streamrecon.eval.report.evaluation import evaluate_run
+        from streamrecon.eval.report.html import write_report
+        from streamrecon.eval.report.run_dir import load_manifest, read_mesh
 
         t = time.perf_counter()
         read_mesh(root / "meshes/frame_000000_p0.obj", "image")

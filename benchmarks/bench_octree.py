@@ -37,7 +37,7 @@ def main() -> int:
 
     import torch
 
-    from streamrecon.occupancy.benchmark import make_query_fn, query_benchmark
+    from streamrecon.occupancy.compare import make_query_fn, query_benchmark
     from streamrecon.occupancy.config import OctreeConfig
 
     if args.threads:

@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    from streamrecon.frames import Frame
+    from streamrecon.types import Frame
     from streamrecon.people import PeopleConfig, PeopleFinder
 
     rng = np.random.default_rng(0)

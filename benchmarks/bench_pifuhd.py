@@ -16,7 +16,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +41,8 @@ def _time(fn, repeats, sync):
 
 
 def _full_random_model(device):
-    from streamrecon.pifuhd.model import PifuhdModel, build_network
-    from streamrecon.pifuhd.options import release_options
+    from streamrecon.models.pifuhd.model import PifuhdModel, build_network
+    from streamrecon.models.pifuhd.options import release_options
 
     opt = release_options()
     net = build_network(opt, device="meta").to_empty(device=device)
@@ -73,9 +72,10 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
 
-    from streamrecon.checkpoint import load_pifuhd_model
-    from streamrecon.pifuhd.reference_recon import ReferenceReconConfig, reconstruct_reference
-    from streamrecon.preprocess import load_image, preprocess, read_rect_file
+    from streamrecon.models.checkpoint import load_pifuhd_model
+    from streamrecon.models.pifuhd.reference_recon import ReferenceReconConfig, reconstruct_reference
+    from streamrecon.images.decode import load_image
+    from streamrecon.models.preprocess import preprocess, read_rect_file
 
     dev = torch.device(a.device)
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)

@@ -3,7 +3,7 @@
 Random weights (the released architecture from ``release_options``) are fine for timing: the
 filters cost the same whatever the weights. The query phase needs a realistic *field* so the
 octree refines as it would on a person: the octree is driven by the analytic body field
-(``streamrecon.fields.body_field``) while every batch of points it asks for is also pushed through
+(``streamrecon.testing.fields.body_field``) while every batch of points it asks for is also pushed through
 the full-size MLPs (result discarded), so both the query count and the network time are real.
 
     python benchmarks/bench_pifuhd_stages.py --device cuda --precision fp16 --resolution 256 512
@@ -30,10 +30,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streamrecon.fields import body_field  # noqa: E402
+from streamrecon.testing.fields import body_field  # noqa: E402
 from streamrecon.occupancy.octree import OctreeConfig, evaluate_octree  # noqa: E402
-from streamrecon.pifuhd.model import PifuhdFeatures, PifuhdModel, build_network  # noqa: E402
-from streamrecon.pifuhd.options import release_options  # noqa: E402
+from streamrecon.models.pifuhd.model import PifuhdFeatures, PifuhdModel, build_network  # noqa: E402
+from streamrecon.models.pifuhd.options import release_options  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from streamrecon import wire  # noqa: E402
-from streamrecon.mesh_types import Mesh  # noqa: E402
-from streamrecon.synthetic import uv_sphere  # noqa: E402
+from streamrecon.transport import wire  # noqa: E402
+from streamrecon.types import Mesh  # noqa: E402
+from streamrecon.testing.sphere_model import uv_sphere  # noqa: E402
 
 
 def make_mesh(vertices: int) -> Mesh:
@@ -73,7 +73,7 @@ def main() -> None:
     if args.role == "sub":
         return run_sub(args.addr, args.n)
 
-    from streamrecon.publisher import MeshPublisher
+    from streamrecon.transport.publisher import MeshPublisher
 
     mesh = make_mesh(args.vertices)
     # pure encode / decode, no sockets

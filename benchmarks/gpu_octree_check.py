@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from streamrecon.fields import body_field  # noqa: E402
+from streamrecon.testing.fields import body_field  # noqa: E402
 from streamrecon.occupancy import OctreeConfig, evaluate_octree, volume_iou  # noqa: E402
 
 

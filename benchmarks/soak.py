@@ -58,7 +58,7 @@ class FlakySubscriber(threading.Thread):
         self.seqs_seen = 0
 
     def run(self) -> None:
-        from streamrecon.subscriber import MeshSubscriber
+        from streamrecon.transport.subscriber import MeshSubscriber
 
         while not self.stop.is_set():
             sub = MeshSubscriber(self.address)
@@ -94,12 +94,12 @@ def main(argv=None) -> int:
     if a.frames <= a.warmup:
         ap.error(f"--frames ({a.frames}) must exceed --warmup ({a.warmup}): RSS growth is measured after the warm-up")
 
-    from streamrecon.capture import SyntheticSource
-    from streamrecon.pipeline import PipelineConfig
-    from streamrecon.publisher import MeshPublisher
-    from streamrecon.recon_stage import StageConfig, build_stage
-    from streamrecon.runwriter import RunWriter
-    from streamrecon.session import run_session
+    from streamrecon.testing.sources import SyntheticSource
+    from streamrecon.stream.pipeline import PipelineConfig
+    from streamrecon.transport.publisher import MeshPublisher
+    from streamrecon.stream.stages import StageConfig, build_stage
+    from streamrecon.stream.run_writer import RunWriter
+    from streamrecon.stream.session import run_session
 
     w, h = (int(v) for v in a.size.lower().split("x"))
     tmp = None

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
@@ -22,7 +21,7 @@ MEDIA = ROOT.parent / "shared" / "media"
 def find_person(image: np.ndarray):
     """(rect, mask) from the people stage, else a GrabCut fallback on a centred box."""
     try:
-        from streamrecon.frames import Frame
+        from streamrecon.types import Frame
         from streamrecon.people import PeopleConfig, PeopleFinder
 
         people = PeopleFinder(PeopleConfig(max_people=1)).find(Frame(0, image, time.monotonic()))
@@ -31,11 +30,11 @@ def find_person(image: np.ndarray):
     except Exception as exc:  # the people stage is optional here
         print(f"people stage unavailable ({exc}); using GrabCut", file=sys.stderr)
     h, w = image.shape[:2]
-    from streamrecon.embedded.model import grabcut_mask
+    from streamrecon.models.embedded.model import grabcut_mask
 
     s = max(h, w)
     rect = ((w - s) / 2, (h - s) / 2, s, s)
-    from streamrecon.embedded.model import crop_affine
+    from streamrecon.models.embedded.model import crop_affine
 
     m = grabcut_mask(cv2.warpAffine(image, crop_affine(rect, 256), (256, 256), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP))
     full = cv2.warpAffine(m, cv2.invertAffineTransform(crop_affine(rect, 256)), (w, h), flags=cv2.INTER_LINEAR) > 0.5
@@ -45,8 +44,8 @@ def find_person(image: np.ndarray):
 def mesh_views(model, image, rect, mask, res):
     """The product's mesh (``reconstruct_person``: the weights' iso level, the silhouette fill,
     the default cleanup) rendered front and side."""
-    from streamrecon.reconstruction import ReconConfig, reconstruct_person
-    from streamrecon.synth.render import render, shade
+    from streamrecon.recon import ReconConfig, reconstruct_person
+    from streamrecon.training.synth.render import render, shade
 
     mesh = reconstruct_person(model, image, rect, mask, ReconConfig(resolution=res, normals=False))
     v, fc = mesh.vertices.astype(np.float64), mesh.faces.astype(np.int64)
@@ -64,7 +63,7 @@ def main(argv=None) -> int:
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--out", default=str(ROOT / "docs" / "embedded_demo.png"))
     a = ap.parse_args(argv)
-    from streamrecon.embedded.model import crop_inputs, load_default, load_embedded
+    from streamrecon.models.embedded.model import crop_inputs, load_default, load_embedded
 
     model = load_embedded(a.checkpoint) if a.checkpoint else load_default()
     rows = []
@@ -75,7 +74,7 @@ def main(argv=None) -> int:
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         rect, mask = find_person(image)
         crop_mask, _ = crop_inputs(image, rect, mask, 256)
-        from streamrecon.embedded.model import crop_affine
+        from streamrecon.models.embedded.model import crop_affine
 
         crop_img = cv2.warpAffine(image, crop_affine(rect, 256), (256, 256), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         front, side, nf = mesh_views(model, image, rect, mask, a.resolution)

@@ -47,9 +47,10 @@ def body_mesh(t: float, res: int, arm_error: float = 0.0, head_dy: float = 0.0, 
 def main(out: Path, n_frames: int = 40) -> int:
     import cv2
 
-    from streamrecon.mesh_types import Mesh
-    from streamrecon.meshio import write_mesh
-    from streamrecon.render import CropCamera, crop_to_image, render_mesh
+    from streamrecon.types import Mesh
+    from streamrecon.mesh.io import write_mesh
+    from streamrecon.eval.render import CropCamera, render_mesh
+    from streamrecon.mesh.coords import crop_to_image_points as crop_to_image
 
     bg = cv2.imread(str(ROOT.parent / "shared/media/astronaut.png"))
     bg = cv2.cvtColor(cv2.resize(bg, (W, H), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "streamrecon.api",
     "reconstruct_image": "streamrecon.api",
-    "Mesh": "streamrecon.mesh_types",
+    "Mesh": "streamrecon.types",
 }
 
 __all__ = ["__version__", *_LAZY]

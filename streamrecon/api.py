@@ -5,7 +5,7 @@
     mesh = streamrecon.reconstruct_image("photo.jpg", rect=(x, y, w, h), model=model)
     # mesh.vertices [V, 3] float32 in image pixels (frame="image"), mesh.faces [F, 3] int32
 
-Frames (``streamrecon.mesh_types``): ``"image"`` = pixels of the input image (x right, y down,
+Frames (``streamrecon.types``): ``"image"`` = pixels of the input image (x right, y down,
 z = depth in pixels); ``"crop"`` = PIFuHD's normalised crop frame (what the reference writes).
 Without a rect the whole image is used as a square crop centred on it.
 """
@@ -18,80 +18,22 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import CheckpointError, UserInputError
-from .mesh_types import FRAMES, Mesh
+from .errors import UserInputError
+from .mesh.coords import mesh_to_frame
+from .models.load import load_model
+from .recon import OUTPUT_FRAME, RESOLUTION, ReconConfig, check_resolution, reconstruct_person
+from .types import FRAMES, Mesh
+
+__all__ = ["load_model", "reconstruct_image", "resolve_image", "resolve_rect", "write_mesh_file"]
 
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "reference")
-MAX_RESOLUTION = 1024
-
-
-def load_model(checkpoint: Optional[Union[str, "os.PathLike[str]"]] = None, device: Any = "cpu"):
-    """Return an ``ImplicitModel`` on ``device``.
-
-    - ``None``: the embedded default model (``streamrecon.embedded.load_default``).
-    - a PIFuHD container (``pifuhd.pt``: ``opt``, ``opt_netG``, ``model_state_dict``): our PIFuHD,
-      sizes from the file, loaded safely and strictly (``streamrecon.checkpoint``).
-    - any other checkpoint: handed to ``streamrecon.embedded.load_embedded`` when that exists.
-
-    Raises ``CheckpointError`` (one line) for anything that cannot be loaded.
-    """
-    device = check_device(device)
-    if checkpoint is None:
-        try:
-            from .embedded import load_default
-        except ImportError:
-            raise CheckpointError(
-                "no embedded default model is available in this build; pass --checkpoint PATH (e.g. the official pifuhd.pt)"
-            ) from None
-        return load_default(device)
-
-    from .checkpoint import is_pifuhd_container, load_checkpoint, model_from_checkpoint, pifuhd_from_object
-
-    path = os.fspath(checkpoint)
-    load_embedded = _embedded_loader()
-    obj = load_checkpoint(path)  # safe for any kind; its one-line errors cover broken files
-    if is_pifuhd_container(obj):
-        return model_from_checkpoint(pifuhd_from_object(obj, path), device=device)
-    if load_embedded is not None:
-        del obj
-        return load_embedded(path, device)
-    keys = ", ".join(sorted(map(str, obj))[:5]) if isinstance(obj, dict) else type(obj).__name__
-    raise CheckpointError(
-        f"{path} is not a PIFuHD checkpoint (found {keys}; expected opt, opt_netG, model_state_dict) and no other model kind is supported in this build"
-    )
-
-
-def check_device(device: Any):
-    """``device`` as a ``torch.device``; one-line errors for a malformed name or a CUDA device
-    that this torch build / machine does not have."""
-    import torch
-
-    from .errors import BackendUnavailableError
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise UserInputError(f"device {device!r}: not a torch device name ({exc}); use cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailableError(f"device {device!r}: no CUDA GPU is available to torch here; use --device cpu")
-    return dev
-
-
-def _embedded_loader():
-    import importlib
-
-    try:
-        embedded = importlib.import_module(f"{__package__}.embedded")
-    except ImportError:
-        return None
-    return getattr(embedded, "load_embedded", None)
 
 
 def resolve_image(image_or_path: Any) -> np.ndarray:
     """A path (file) or an array (RGB/RGBA/grey, uint8/uint16) -> uint8 RGB [H, W, 3]."""
-    from .preprocess import load_image, to_rgb
+    from .images.decode import load_image, to_rgb
 
     if isinstance(image_or_path, (str, os.PathLike)):
         return load_image(image_or_path)
@@ -103,7 +45,7 @@ def resolve_image(image_or_path: Any) -> np.ndarray:
 def resolve_rect(rect: Any, height: int, width: int, person: int = 0) -> tuple:
     """None -> the whole image as a centred square; a path -> line ``person`` of that rect file;
     4 numbers -> rounded to integers."""
-    from .preprocess import check_rect, default_rect, read_rect_file
+    from .models.preprocess import check_rect, default_rect, read_rect_file
 
     if rect is None:
         return default_rect(height, width)
@@ -116,7 +58,7 @@ def resolve_rect(rect: Any, height: int, width: int, person: int = 0) -> tuple:
 
 
 def reconstruct_image(image_or_path: Any, rect: Optional[Union[Sequence[float], str, "os.PathLike[str]"]] = None,
-                      model: Any = None, resolution: int = 256, frame: str = "image",
+                      model: Any = None, resolution: int = RESOLUTION, frame: str = OUTPUT_FRAME,
                       method: str = "auto") -> Mesh:
     """Reconstruct the person in one image.
 
@@ -127,46 +69,29 @@ def reconstruct_image(image_or_path: Any, rect: Optional[Union[Sequence[float], 
     - ``model``: an ``ImplicitModel`` (``load_model``), a checkpoint path, or None (embedded).
     - ``resolution``: marching-cubes grid points per axis.
     - ``frame``: ``"image"`` (pixels of the input) or ``"crop"`` (reference's normalised frame).
-    - ``method``: ``"auto"`` = the fast reconstruction (``streamrecon.reconstruction``) when
-      present, else the reference path; ``"reference"`` = the reference's grid, octree and
-      marching cubes step for step (``streamrecon.pifuhd.reference_recon``).
+    - ``method``: ``"auto"`` = the fast reconstruction (``streamrecon.recon``); ``"reference"`` =
+      the reference's grid, octree and marching cubes step for step
+      (``streamrecon.models.pifuhd.reference_recon``).
     """
     if frame not in FRAMES:
         raise UserInputError(f"frame: expected one of {FRAMES}, got {frame!r}")
     if method not in METHODS:
         raise UserInputError(f"method: expected one of {METHODS}, got {method!r}")
-    if not isinstance(resolution, (int, np.integer)) or not 2 <= int(resolution) <= MAX_RESOLUTION:
-        raise UserInputError(f"resolution: expected an integer in [2, {MAX_RESOLUTION}], got {resolution!r}")
-    from .resources import check_recon_memory
-
-    # refused up front (ResourceError with the estimate) rather than dying mid-octree
-    check_recon_memory(int(resolution), "dense" if method == "reference" else "octree")
+    resolution = check_resolution(resolution, "resolution", "dense" if method == "reference" else "octree")
     image = resolve_image(image_or_path)
     r = resolve_rect(rect, image.shape[0], image.shape[1])
     if model is None or isinstance(model, (str, os.PathLike)):
         model = load_model(model)
-    mesh = _reconstruct(model, image, r, int(resolution), method)
+    mesh = _reconstruct(model, image, r, resolution, method)
     if mesh.rect is None:
         mesh.rect = tuple(r)
-    if frame == "image":
-        from .recon_stage import crop_to_image
-
-        mesh = crop_to_image(mesh, r)
-    return mesh
+    return mesh_to_frame(mesh, frame, r)
 
 
 def _reconstruct(model: Any, image: np.ndarray, rect: tuple, resolution: int, method: str) -> Mesh:
     if method == "auto":
-        try:
-            from .reconstruction import ReconConfig, reconstruct_person
-        except ImportError as exc:
-            log.info("fast reconstruction unavailable (%s); using the reference path", exc)
-        else:
-            try:
-                return reconstruct_person(model, image, rect, None, _recon_config(ReconConfig, resolution))
-            except ImportError as exc:  # a part of the fast path missing from this build
-                log.warning("fast reconstruction unavailable (%s); using the reference path", exc)
-    from .pifuhd.reference_recon import ReferenceReconConfig, reconstruct_reference
+        return reconstruct_person(model, image, rect, None, ReconConfig(resolution=resolution, frame="crop"))
+    from .models.pifuhd.reference_recon import ReferenceReconConfig, reconstruct_reference
 
     init = 64
     if resolution < init:
@@ -175,17 +100,9 @@ def _reconstruct(model: Any, image: np.ndarray, rect: tuple, resolution: int, me
     return reconstruct_reference(model, features, ReferenceReconConfig(resolution=resolution, init_resolution=init))
 
 
-def _recon_config(cls: Any, resolution: int) -> Any:
-    from dataclasses import fields
-
-    names = {f.name for f in fields(cls)}
-    kw = {"resolution": resolution, "frame": "crop"}  # the frame is converted by the caller
-    return cls(**{k: v for k, v in kw.items() if k in names})
-
-
 def write_mesh_file(mesh: Mesh, out: Union[str, "os.PathLike[str]"]) -> Path:
     """Write ``mesh`` (OBJ or PLY by suffix) atomically, creating the folder."""
-    from .meshio import write_mesh
+    from .mesh.io import write_mesh
 
     out = Path(out)
     if out.suffix.lower() not in (".obj", ".ply"):

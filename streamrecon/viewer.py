@@ -28,7 +28,7 @@ from typing import Deque, Dict, Optional
 import numpy as np
 
 from .errors import BackendUnavailableError
-from .mesh_types import Mesh
+from .types import Mesh
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class MeshViewer:
         check_can_view()
         self.cfg = cfg
         self.o3d = _import_open3d()
-        from .subscriber import MeshSubscriber
+        from .transport.subscriber import MeshSubscriber
 
         self.vis = self.o3d.visualization.Visualizer()
         if not self.vis.create_window(self.TITLE, cfg.width, cfg.height):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamrecon.capture import disc_image
-from streamrecon.recon_stage import FrameReconstructor
-from streamrecon.synthetic import SphereModel, sphere_reconstruct
+from streamrecon.testing.sources import disc_image
+from streamrecon.stream.stages import FrameReconstructor
+from streamrecon.testing.sphere_model import SphereModel, sphere_reconstruct
 
 CODECS = {"mp4": ("mpeg4", "yuv420p"), "mkv": ("libx264", "yuv420p"), "avi": ("mjpeg", "yuvj420p")}
 

@@ -1,6 +1,7 @@
 """Package-level properties: light import, CLI answers, native extension present."""
 import subprocess
 import sys
+from paths import ROOT  # noqa: E402
 
 HEAVY = ("torch", "av", "open3d", "zmq", "tensorrt", "torch_tensorrt", "cv2", "mediapipe", "onnxruntime")
 
@@ -38,3 +39,65 @@ def test_native_extension_built():
     from streamrecon.native import load_native
 
     assert load_native().ABI_VERSION >= 1
+
+
+def _import_graph() -> dict:
+    """{module: modules of this package it imports}, read from the source with ``ast`` (imports
+    inside functions count too: a lazy import still ties two modules together)."""
+    import ast
+
+    root = ROOT
+    pkg = root / "streamrecon"
+    modules = {}
+    for path in pkg.rglob("*.py"):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg:
+            parts = parts[:-1]
+        modules[".".join(parts)] = (path, is_pkg)
+    graph = {}
+    for name, (path, is_pkg) in modules.items():
+        base = name.split(".") if is_pkg else name.split(".")[:-1]
+        out = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    stem = ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+                else:
+                    stem = node.module or ""
+                targets = [f"{stem}.{a.name}" if f"{stem}.{a.name}" in modules else stem for a in node.names]
+            else:
+                continue
+            for t in targets:
+                while t and t not in modules:  # `import streamrecon.x.y` names a module or its parent
+                    t = t.rpartition(".")[0]
+                if t and t != name and t != "streamrecon":
+                    out.add(t)
+        graph[name] = out
+    return graph
+
+
+def test_import_graph_has_no_cycles():
+    """Every module's imports, read from the source, form a DAG: no two modules (or longer loops)
+    need each other, so each folder can be read from its dependencies upward."""
+    graph = _import_graph()
+    assert len(graph) > 50, "the package's modules were not found"
+    state, stack, cycles = {}, [], []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycles.append(stack[stack.index(n):] + [n])
+            elif n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)

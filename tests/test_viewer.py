@@ -31,13 +31,13 @@ def test_rate_meter_and_status_text():
 def test_display_frame_keeps_faces_outward():
     """Both source frames map to a right-handed display frame with outward normals (positive
     signed volume for a closed sphere) and image y-down becomes display y-up."""
-    from streamrecon.mesh_types import Mesh
-    from streamrecon.recon_stage import crop_to_image
-    from streamrecon.synthetic import uv_sphere
+    from streamrecon.types import Mesh
+    from streamrecon.mesh.coords import mesh_to_frame
+    from streamrecon.testing.sphere_model import uv_sphere
 
     v, f = uv_sphere(12, 24)
     crop = Mesh(v * 0.5 + np.array([0.2, 0.3, 0.0], np.float32), f, frame="crop")
-    image = crop_to_image(crop, (10, 20, 100, 100))
+    image = mesh_to_frame(crop, "image", (10, 20, 100, 100))
     for mesh in (crop, image):
         dv, df = display_arrays(mesh)
         tri = dv[df]
@@ -84,9 +84,9 @@ def mesh_pixels(img):
 
 
 def test_viewer_under_xvfb_shows_mesh_and_label(xvfb, tmp_path):
-    from streamrecon.mesh_types import Mesh
-    from streamrecon.publisher import MeshPublisher
-    from streamrecon.synthetic import uv_sphere
+    from streamrecon.types import Mesh
+    from streamrecon.transport.publisher import MeshPublisher
+    from streamrecon.testing.sphere_model import uv_sphere
 
     display, fb = xvfb
     import socket

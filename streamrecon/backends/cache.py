@@ -12,6 +12,7 @@ rebuilt, never silently used.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..errors import UserInputError
-from ..meshio import atomic_write_bytes
+from ..mesh.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 METADATA_VERSION = 2
@@ -201,10 +202,21 @@ def _sidecar_problem(root: Path, meta: dict) -> Optional[str]:
     return None
 
 
+def backend_version(name: str) -> str:
+    """The installed version of backend ``name`` (part of every engine's cache key)."""
+    import torch
+
+    if name in ("eager", "compile"):
+        return torch.__version__
+    if name == "onnxruntime":
+        return importlib.import_module("onnxruntime").__version__
+    if name == "tensorrt":
+        return importlib.import_module("torch_tensorrt").__version__
+    raise ValueError(f"backend: unknown {name!r}")
+
+
 def _versions_changed(fields: dict) -> bool:
     """True when the engine was built with another torch or backend version than installed now."""
-    from .registry import backend_version
-
     import torch
 
     if fields.get("torch") != torch.__version__:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from ..errors import BackendUnavailableError
-from .cache import EngineCache
+from .cache import EngineCache, backend_version
 from .config import BackendConfig
 
 log = logging.getLogger(__name__)
@@ -23,18 +23,6 @@ INSTALL_HINT = {
     "tensorrt": "pip install 'streamrecon[tensorrt]' (needs an NVIDIA GPU with CUDA)",
     "compile": "torch.compile needs a C++ compiler (gcc) on PATH",
 }
-
-
-def backend_version(name: str) -> str:
-    import torch
-
-    if name in ("eager", "compile"):
-        return torch.__version__
-    if name == "onnxruntime":
-        return importlib.import_module("onnxruntime").__version__
-    if name == "tensorrt":
-        return importlib.import_module("torch_tensorrt").__version__
-    raise ValueError(f"backend: unknown {name!r}")
 
 
 def _unavailable_reason(name: str, device: str) -> Optional[str]:

@@ -4,7 +4,7 @@ single view can support, e.g. the embedded model's depth slab behind the body), 
 smoothing (no shrinkage), unused vertices removed. Pure numpy; faces keep their winding.
 
 Visibility assumes the orthographic camera of the ``crop`` and ``image`` frames
-(``streamrecon.mesh_types``): it looks along +z, so projecting is dropping z and the front-most
+(``streamrecon.types``): it looks along +z, so projecting is dropping z and the front-most
 surface at a pixel has the smallest z."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..mesh_types import Mesh
+from ..types import Mesh
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def visible_fractions(vertices: np.ndarray, faces: np.ndarray, labels: np.ndarra
     units; default twice the median edge length, so every pixel a surface covers holds several
     centroids and no background shows through a closed surface); the centroid with the smallest z
     owns the pixel. The slow twin (exact rasterisation of each component) is in
-    ``tests/test_mesh_cleanup.py``."""
+    ``tests/mesh/test_cleanup.py``."""
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)

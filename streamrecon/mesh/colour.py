@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .frames import crop_to_image_points
+from .coords import crop_to_image_points
 
 
 def sample_vertex_colours(vertices_crop: np.ndarray, image: np.ndarray, rect) -> np.ndarray:

@@ -19,15 +19,16 @@ from typing import Tuple
 import numpy as np
 
 from ..errors import BackendUnavailableError
-from ..mesh_types import Mesh
+from ..types import Mesh
 from ..native import load_native, native_or_none
+from ..occupancy.config import LEVEL
 
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "sparse", "pymcubes")
 
 
-def marching_cubes_dense(values: np.ndarray, level: float = 0.5) -> Tuple[np.ndarray, np.ndarray]:
+def marching_cubes_dense(values: np.ndarray, level: float = LEVEL) -> Tuple[np.ndarray, np.ndarray]:
     """PyMCubes on a dense grid [X, Y, Z] (float32 is read in place, no float64 copy).
     Returns vertices float64 [V, 3] in grid-index coordinates and faces int64 [F, 3]."""
     import mcubes
@@ -39,7 +40,7 @@ def marching_cubes_dense(values: np.ndarray, level: float = 0.5) -> Tuple[np.nda
     return np.asarray(v, dtype=np.float64).reshape(-1, 3), np.asarray(f, dtype=np.int64).reshape(-1, 3)
 
 
-def marching_cubes_sparse(cells: np.ndarray, corner_values: np.ndarray, dims, level: float = 0.5):
+def marching_cubes_sparse(cells: np.ndarray, corner_values: np.ndarray, dims, level: float = LEVEL):
     """Native sparse marching cubes over unique ``cells`` [M, 3] (lower corners, each in
     [0, dims - 2]) with ``corner_values`` [M, 8] (``occupancy.CORNER_OFFSETS`` order).
     Same outputs as ``marching_cubes_dense`` on a grid holding these values, up to vertex order.

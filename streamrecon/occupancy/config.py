@@ -2,7 +2,21 @@
 without importing torch."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
+
+LEVEL = 0.5
+"""iso level of an occupancy field unless its model asks for another: inside = occupancy > level"""
+MAX_RESOLUTION = 1024
+"""the largest grid the octree's 32-bit keys and its memory model are checked for"""
+
+
+def check_resolution(resolution: int) -> int:
+    """``resolution`` as an int; ValueError unless an integer in [2, ``MAX_RESOLUTION``]."""
+    if (not isinstance(resolution, numbers.Integral) or isinstance(resolution, bool)
+            or not 2 <= resolution <= MAX_RESOLUTION):
+        raise ValueError(f"resolution: expected an integer in [2, {MAX_RESOLUTION}] points per axis, got {resolution!r}")
+    return int(resolution)
 
 
 @dataclass(frozen=True)
@@ -11,7 +25,7 @@ class DenseConfig:
 
     batch_points: int = 262144
     """points per query_fn call (bounds the network's activation memory)"""
-    level: float = 0.5
+    level: float = LEVEL
     """iso level: inside = occupancy > level"""
 
 
@@ -43,7 +57,7 @@ class OctreeConfig:
     the reference PIFuHD octree's criterion, 0.05 there; 0 = off)"""
     batch_points: int = 65536
     """points per query_fn call (bounds the network's activation memory)"""
-    level: float = 0.5
+    level: float = LEVEL
     """iso level: inside = occupancy > level"""
     max_rounds: int = 100000
     """safety cap on lossless rounds per level (a flood fill advances one voxel per round)"""

@@ -15,6 +15,8 @@ from typing import Optional, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from .config import LEVEL, check_resolution  # noqa: F401  (re-exported: the evaluators check with it)
+
 # PyMCubes / Bourke corner order: bit m of the cube index is corner m.
 CORNER_OFFSETS = np.array(
     [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]],
@@ -31,12 +33,6 @@ def grid_points(ijk: torch.Tensor, resolution: int) -> torch.Tensor:
 def index_to_crop(v: np.ndarray, resolution: int) -> np.ndarray:
     """Grid-index coordinates (e.g. marching-cubes vertices) [V, 3] -> crop frame, float64."""
     return np.asarray(v, dtype=np.float64) * (2.0 / resolution) - 1.0
-
-
-def check_resolution(resolution: int) -> int:
-    if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool) or resolution < 2:
-        raise ValueError(f"resolution: expected an integer >= 2 points per axis, got {resolution!r}")
-    return int(resolution)
 
 
 @runtime_checkable
@@ -69,7 +65,7 @@ class OccupancyGrid(Protocol):
 class DenseOccupancy:
     """A fully evaluated grid: ``values`` float32 torch [N, N, N] (CPU or GPU)."""
 
-    def __init__(self, values: torch.Tensor, level: float = 0.5, num_queries: Optional[int] = None,
+    def __init__(self, values: torch.Tensor, level: float = LEVEL, num_queries: Optional[int] = None,
                  stats: Optional[dict] = None):
         if values.ndim != 3 or len(set(values.shape)) != 1 or values.dtype != torch.float32:
             raise ValueError(f"values: expected float32 [N, N, N], got {values.dtype} {list(values.shape)}")
@@ -105,7 +101,7 @@ class DenseOccupancy:
         return self.values[c[..., 0], c[..., 1], c[..., 2]]
 
 
-def surface_cells_dense(values: torch.Tensor, level: float = 0.5, slab: int = 64) -> torch.Tensor:
+def surface_cells_dense(values: torch.Tensor, level: float = LEVEL, slab: int = 64) -> torch.Tensor:
     """Cells [M, 3] int64 of a dense grid whose 8 corners do not all lie on one side of ``level``
     (slab by slab along x, so the temporary masks stay small). Sorted by linear index."""
     n = values.shape[0]

@@ -21,17 +21,17 @@ thread (the detection stage's).
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
-import os
 from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
 
 from ..errors import BackendUnavailableError
+from .affine import invert_affine
 from .candidates import Candidate
+from .litert import interpreter, mediapipe_model
 from .segmentation import mask_box, separate_masks
 
 log = logging.getLogger(__name__)
@@ -39,41 +39,13 @@ log = logging.getLogger(__name__)
 DET_SIZE = 224
 LMK_SIZE = 256
 NUM_LANDMARKS = 33
-INSTALL_HINT = (
-    "install the model files and runtime: `pip install --no-deps mediapipe==0.10.21` and "
-    "`pip install ai-edge-litert` (or pick `--detector hog`)"
-)
 
 
 def model_paths() -> tuple:
-    """(pose_detection.tflite, pose_landmark_full.tflite) inside the installed mediapipe wheel,
-    found without importing mediapipe. Raises BackendUnavailableError when absent."""
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailableError(f"mediapipe detector: package 'mediapipe' not found; {INSTALL_HINT}")
-    root = list(spec.submodule_search_locations)[0]
-    det = os.path.join(root, "modules", "pose_detection", "pose_detection.tflite")
-    lmk = os.path.join(root, "modules", "pose_landmark", "pose_landmark_full.tflite")
-    for p in (det, lmk):
-        if not os.path.isfile(p):
-            raise BackendUnavailableError(
-                f"mediapipe detector: {p} is missing (this mediapipe version does not bundle the legacy pose "
-                f"models); {INSTALL_HINT}"
-            )
-    return det, lmk
-
-
-def _interpreter(path: str, num_threads: int):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter  # type: ignore
-        except ImportError as exc:
-            raise BackendUnavailableError(f"mediapipe detector: no TFLite runtime ({exc}); {INSTALL_HINT}") from exc
-    it = Interpreter(model_path=path, num_threads=num_threads)
-    it.allocate_tensors()
-    return it
+    """(pose_detection.tflite, pose_landmark_full.tflite) inside the installed mediapipe wheel.
+    Raises BackendUnavailableError when absent."""
+    return (mediapipe_model("pose_detection", "pose_detection.tflite", what="mediapipe detector"),
+            mediapipe_model("pose_landmark", "pose_landmark_full.tflite", what="mediapipe detector"))
 
 
 # ----------------------------------------------------------------------------- pure functions
@@ -199,11 +171,6 @@ def match_rois(dets: List[Roi], prev: List[Roi]) -> dict:
     return match
 
 
-def invert_affine(m: np.ndarray) -> np.ndarray:
-    a_inv = np.linalg.inv(m[:, :2])
-    return np.concatenate([a_inv, (-a_inv @ m[:, 2])[:, None]], 1)
-
-
 def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_conf: float = 0.5) -> np.ndarray:
     """Refine landmark positions with the landmark model's heatmaps (mediapipe's
     RefineLandmarksFromHeatmap): ``xy`` [N, 2] in landmark-tensor pixels (0..256), ``heatmap``
@@ -251,8 +218,8 @@ class BlazePose:
         if detect_every < 1:
             raise ValueError(f"detect_every: expected >= 1, got {detect_every}")
         det_path, lmk_path = model_paths()
-        self._det = _interpreter(det_path, num_threads)
-        self._lmk = _interpreter(lmk_path, num_threads)
+        self._det = interpreter(det_path, num_threads)
+        self._lmk = interpreter(lmk_path, num_threads)
         self._anchors = ssd_anchors()
         d_out = {o["name"]: o["index"] for o in self._det.get_output_details()}
         self._det_in = self._det.get_input_details()[0]["index"]

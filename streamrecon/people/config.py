@@ -5,7 +5,7 @@ same name (underscores become dashes). Defaults live here only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Tuple
 
 DETECTORS = ("auto", "mediapipe", "hog", "motion", "full-frame")
@@ -109,57 +109,7 @@ class PeopleConfig:
             raise ValueError("PeopleConfig.smooth_*: cutoffs must be > 0 and beta >= 0")
 
 
-def field_docs() -> dict:
-    """Field name -> docstring (for CLI help), read from this module's source."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(PeopleConfig))
-    body = tree.body[0].body
-    docs = {}
-    for a, b in zip(body, body[1:]):
-        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
-            docs[a.target.id] = " ".join(str(b.value.value).split())
-    assert set(docs) == {f.name for f in fields(PeopleConfig)}, "every PeopleConfig field needs a docstring"
-    return docs
-
-
-def add_arguments(parser, prefix: str = "") -> None:
-    """Add one flag per PeopleConfig field to an argparse parser (``--max-people`` ...), help from
-    the field docstrings, defaults from the dataclass. Other commands (run, live) reuse this."""
-    import argparse
-
-    docs = field_docs()
-    default = PeopleConfig()
-    for f in fields(PeopleConfig):
-        flag = "--" + prefix + f.name.replace("_", "-")
-        d = getattr(default, f.name)
-        help_ = f"{docs[f.name]} (default: {d})"
-        if f.name == "detector":
-            parser.add_argument(flag, dest=f.name, choices=DETECTORS, default=d, help=help_)
-        elif f.name == "background":
-            parser.add_argument(flag, dest=f.name, choices=BACKGROUNDS, default=d, help=help_)
-        elif f.name == "segmentation":
-            parser.add_argument(flag, dest=f.name, choices=SEGMENTATIONS, default=d, help=help_)
-        elif f.name == "background_color":
-            parser.add_argument(flag, dest=f.name, type=_parse_color, default=d, metavar="R,G,B", help=help_)
-        elif isinstance(d, bool):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=d, help=help_)
-        else:
-            parser.add_argument(flag, dest=f.name, type=type(d), default=d, help=help_)
-
-
-def from_args(args) -> PeopleConfig:
-    """PeopleConfig from parsed flags (see ``add_arguments``); bad values raise UserInputError."""
-    from ..errors import UserInputError
-
-    try:
-        return PeopleConfig(**{f.name: getattr(args, f.name) for f in fields(PeopleConfig)})
-    except ValueError as exc:
-        raise UserInputError(f"{exc} (fix the matching --flag)") from exc
-
-
-def _parse_color(text: str) -> Tuple[int, int, int]:
+def parse_color(text: str) -> Tuple[int, int, int]:
     import argparse
 
     try:

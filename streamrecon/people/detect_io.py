@@ -11,7 +11,7 @@ from typing import Iterator, List, Tuple
 import numpy as np
 
 from ..errors import SourceError, UserInputError
-from ..frames import Frame, PersonCrop
+from ..types import Frame, PersonCrop
 from .config import PeopleConfig
 from .finder import PeopleFinder
 from .segmentation import apply_background, union_masks

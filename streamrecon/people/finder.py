@@ -9,7 +9,7 @@ from typing import Dict, List
 import numpy as np
 
 from ..errors import BackendUnavailableError
-from ..frames import Frame, PersonCrop
+from ..types import Frame, PersonCrop
 from .candidates import Candidate
 from .config import PeopleConfig
 from .crop_rule import choose_rule, crop_rect_from_keypoints, rect_for_rule, rect_from_box
@@ -135,7 +135,7 @@ class PeopleFinder:
 
     def find(self, frame: Frame) -> List[PersonCrop]:
         if not isinstance(frame, Frame):
-            raise TypeError(f"find: expected a streamrecon.frames.Frame, got {type(frame).__name__}")
+            raise TypeError(f"find: expected a streamrecon.types.Frame, got {type(frame).__name__}")
         cands = self.candidates(frame.image)
         ids = self.tracker.update([c.box for c in cands])
         t = frame.pts if frame.pts is not None else frame.timestamp

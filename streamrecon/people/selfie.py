@@ -14,32 +14,23 @@ person-mask IoU >= 0.85 on both photos.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 from typing import Iterable, Optional
 
 import numpy as np
 
 from ..errors import BackendUnavailableError
+from .affine import invert_affine
+from .litert import interpreter, mediapipe_model
 
 SIZE = 256
 MIN_LOGIT = -20.0
 
 
 def model_path() -> str:
-    """``selfie_segmentation.tflite`` inside the installed mediapipe wheel (found without
-    importing mediapipe). Raises BackendUnavailableError when absent."""
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailableError("selfie segmentation: package 'mediapipe' not found "
-                                      "(`pip install --no-deps mediapipe==0.10.21`)")
-    root = list(spec.submodule_search_locations)[0]
-    path = os.path.join(root, "modules", "selfie_segmentation", "selfie_segmentation.tflite")
-    if not os.path.isfile(path):
-        raise BackendUnavailableError(f"selfie segmentation: {path} is missing "
-                                      "(`pip install --no-deps mediapipe==0.10.21` bundles it)")
-    return path
+    """``selfie_segmentation.tflite`` inside the installed mediapipe wheel; BackendUnavailableError
+    when absent."""
+    return mediapipe_model("selfie_segmentation", "selfie_segmentation.tflite", what="selfie segmentation")
 
 
 def prob_to_logit(prob: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -70,9 +61,7 @@ class SelfieSegmenter:
     """Runs the selfie-segmentation model on crops of a frame (one thread, like BlazePose)."""
 
     def __init__(self, num_threads: int = 2):
-        from .blazepose import _interpreter
-
-        self._it = _interpreter(model_path(), num_threads)
+        self._it = interpreter(model_path(), num_threads, "selfie segmentation")
         self._in = self._it.get_input_details()[0]["index"]
         self._out = self._it.get_output_details()[0]["index"]
         shape = tuple(self._it.get_input_details()[0]["shape"])
@@ -90,8 +79,6 @@ class SelfieSegmenter:
         ``tensor_to_frame`` ([2, 3], tensor pixel -> frame pixel, e.g. ``blazepose.roi_matrix``
         or ``group_matrix``) maps out; MIN_LOGIT outside the crop."""
         import cv2
-
-        from .blazepose import invert_affine
 
         h, w = image.shape[:2]
         m = np.asarray(tensor_to_frame, np.float64)

@@ -1,2 +1,2 @@
-"""Training of the embedded model on synthetic shards (``streamrecon.synth``): the dataset
+"""Training of the embedded model on synthetic shards (``streamrecon.training.synth``): the dataset
 (``dataset``), the losses (``losses``) and the loop with checkpoints/resume (``loop``)."""

@@ -1,4 +1,4 @@
-"""Batches from synthetic shards (format: ``streamrecon.synth.generate.write_shard``).
+"""Batches from synthetic shards (format: ``streamrecon.training.synth.generate.write_shard``).
 
 All shards of a directory are unpacked once into tensors on the training device (masks as bool,
 points as float16), and a batch is assembled there by indexing with a ``torch.Generator``: the
@@ -151,7 +151,7 @@ class ShardDataset:
             self._parts = [joined]
             for k in keys:
                 setattr(self, k, joined[k])
-            from ..process import release_free_heap
+            from ..cli.process import release_free_heap
 
             release_free_heap()  # the shards' own copies are free now, but resident until trimmed
         return self.num_subjects
@@ -271,7 +271,7 @@ class ShardDataset:
         if mask_noise > 0:
             img = perturb_masks(img, gen, mask_noise)
         if shading:
-            from ..embedded.shading import normalise, random_grey
+            from ..models.embedded.shading import normalise, random_grey
 
             if self.depths is None:
                 raise ValueError("shading needs shards with depth maps (regenerate them: synth depths=True)")
@@ -295,7 +295,7 @@ class ShardDataset:
 
 
 def view_yaw(cams: torch.Tensor) -> torch.Tensor:
-    """[..., 4, 4] world -> crop cameras (``streamrecon.synth.camera``) -> [...] yaw in (-pi, pi]
+    """[..., 4, 4] world -> crop cameras (``streamrecon.training.synth.camera``) -> [...] yaw in (-pi, pi]
     (0: the person faces the camera)."""
     return torch.atan2(-cams[..., 0, 1], cams[..., 0, 0])
 

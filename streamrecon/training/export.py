@@ -45,7 +45,7 @@ def read_source(path: PathLike) -> dict:
     """One source: a training checkpoint (``last.pt``) or embedded-format weights (``best.pt``,
     ``default.pt``), as {"net": config JSON, "model": state dict, "step", "train_config", "meta"}
     (``meta``: the embedded file's own, else {})."""
-    from ..embedded.model import FORMAT, check_version, safe_load
+    from ..models.embedded.model import FORMAT, check_version, safe_load
 
     obj = safe_load(path)
     kind = obj.get("format") if isinstance(obj, dict) else None
@@ -68,8 +68,8 @@ def export_weights(sources: Sequence[PathLike], dst: PathLike, note: str = "",
     embedded format; returns (path, meta). All sources must have the same network config.
     One source keeps its meta (``iso_level`` included); several keep an ``iso_level`` they all
     share. ``iso_level`` given here replaces it."""
-    from ..embedded.model import save_embedded
-    from ..embedded.net import EmbeddedNet, NetConfig
+    from ..models.embedded.model import save_embedded
+    from ..models.embedded.net import EmbeddedNet, NetConfig
 
     cks = [read_source(p) for p in sources]
     if not cks:

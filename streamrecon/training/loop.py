@@ -159,7 +159,7 @@ def train_precision(precision: str, device: str) -> str:
 
 
 def _data_root(cfg: TrainConfig) -> Path:
-    from ..synth.bodies import cache_dir
+    from .synth.bodies import cache_dir
 
     return Path(cfg.data_dir) if cfg.data_dir else cache_dir(cfg.cache) / "data"
 
@@ -169,7 +169,7 @@ VAL_SHARD = "shard_val.npz"
 
 def ensure_data(cfg: TrainConfig, progress: bool = True) -> Path:
     """Generate the missing training shards (and the validation shard) of ``cfg``."""
-    from ..synth import generate as g
+    from .synth import generate as g
 
     root = _data_root(cfg)
     seed_dir = root / f"seed{cfg.data_seed}"
@@ -196,7 +196,7 @@ def _bar(total, desc):
 
 def train_threads(cfg: TrainConfig) -> int:
     """torch threads for ``cfg``: ``cfg.threads``, or (0) every core this process may use."""
-    from ..recon_stage import usable_cores
+    from ..stream.stages import usable_cores
 
     return cfg.threads if cfg.threads > 0 else usable_cores()
 
@@ -244,7 +244,7 @@ def mirror_averaged_probs(teacher, image, points):
     ``MirrorAveraged`` answers at inference, here for a batch. No gradients."""
     import torch
 
-    from ..mirror_average import mirror_points
+    from ..models.mirror_average import mirror_points
 
     mirrored = mirror_points(points)
     with torch.no_grad():  # both views in one pass of twice the batch (eval mode: items do not mix)
@@ -334,7 +334,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     """Train (or resume) into ``cfg.out``; returns the path of ``best.pt``."""
     import torch
 
-    from ..embedded.net import EmbeddedNet, NetConfig
+    from ..models.embedded.net import EmbeddedNet, NetConfig
     from .dataset import ShardDataset
 
     out = Path(cfg.out)
@@ -449,11 +449,11 @@ def train_net_config(cfg: TrainConfig):
     """The architecture a new run trains: ``NetConfig``'s defaults with the depth prior (a
     from-scratch hour with it: 2.56 cm Chamfer on held-out 20-39 against 2.96 without, session 9),
     or with --init the init weights' own depth prior; then the --net overrides."""
-    from ..embedded.net import NetConfig
+    from ..models.embedded.net import NetConfig
 
     base = {**NetConfig().to_json(), "depth_prior": True}
     if cfg.init:
-        from ..embedded.model import load_embedded
+        from ..models.embedded.model import load_embedded
 
         base["depth_prior"] = load_embedded(cfg.init).net.cfg.depth_prior
     return NetConfig.from_json({**base, **cfg.net})
@@ -461,8 +461,8 @@ def train_net_config(cfg: TrainConfig):
 
 def _init_from(net, path: str) -> None:
     """Load embedded-format weights into ``net`` (widening its input layer if needed)."""
-    from ..embedded.model import load_embedded
-    from ..embedded.net import widen_inputs
+    from ..models.embedded.model import load_embedded
+    from ..models.embedded.net import widen_inputs
 
     src = load_embedded(path).net
     mine, theirs = net.cfg.to_json(), src.cfg.to_json()
@@ -477,7 +477,7 @@ def _init_from(net, path: str) -> None:
 
 def _mirror_teacher(path: str, net_cfg, device):
     """The --mirror-teacher network, frozen, in eval mode; it must read the input the net reads."""
-    from ..embedded.model import load_embedded
+    from ..models.embedded.model import load_embedded
 
     t = load_embedded(path).net
     if t.cfg.in_channels != net_cfg.in_channels:
@@ -491,7 +491,7 @@ def _mirror_teacher(path: str, net_cfg, device):
 
 
 def _export_best(out: Path, net, cfg: TrainConfig, step: int, iou: float) -> None:
-    from ..embedded.model import save_embedded
+    from ..models.embedded.model import save_embedded
 
     meta = {"step": step, "val_iou": iou, "data_seed": cfg.data_seed, "seed": cfg.seed, "train_config": json.dumps(asdict(cfg))}
     save_embedded(out / "best.pt", net, meta)

@@ -1,0 +1,2 @@
+"""Reading images safely: header sizes checked before decoding (``header``), decoding to RGB
+(``decode``)."""

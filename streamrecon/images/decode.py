@@ -1,0 +1,104 @@
+"""Image files and arrays to uint8 RGB [H, W, 3], safely: the size is read from the header
+(``header``) and refused above the pixel limit before any pixel buffer is allocated; 8/16-bit,
+grey, RGB and RGBA are accepted (RGBA is un-premultiplied and composited on grey 0.5 exactly as
+the PIFuHD reference does; grey is replicated; 16-bit is scaled with ``round(v / 257)``).
+Every failure is a one-line ``UserInputError``."""
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+import numpy as np
+
+from ..errors import UserInputError
+
+
+def load_image(path: Union[str, "os.PathLike[str]"], max_pixels: Optional[int] = None) -> np.ndarray:
+    """Read an image file as uint8 RGB [H, W, 3]. The size is read from the file header first
+    (``image_header``): an image above ``max_pixels`` (default ``MAX_IMAGE_PIXELS``) is refused
+    before the rest of the file is read or any pixel buffer allocated. Raises ``UserInputError``
+    when the file is missing, empty, too large, or not an image OpenCV can decode."""
+    from .header import HEADER_BYTES
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserInputError(f"image not found: {path} (check the path)")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEADER_BYTES)
+            _check_header(head, path, max_pixels)
+            data = head + f.read()
+    except OSError as exc:
+        raise UserInputError(f"cannot read image {path}: {exc.strerror}") from None
+    return decode_image(data, name=path, max_pixels=max_pixels)
+
+
+def _check_header(data: bytes, name: str, max_pixels: Optional[int]) -> str:
+    """The format named by the header; ``UserInputError`` when empty, unknown or too large."""
+    from .header import MAX_IMAGE_PIXELS, HeaderError, check_size, image_size
+
+    if not data:
+        raise UserInputError(f"cannot read image {name}: the file is empty (0 bytes)")
+    try:
+        w, h, fmt = image_size(data)
+        check_size(w, h, name=name, max_pixels=max_pixels or MAX_IMAGE_PIXELS)
+    except HeaderError as exc:
+        raise UserInputError(f"cannot read image {name}: {exc}; use PNG or JPEG") from None
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+    return fmt
+
+
+def decode_image(data: bytes, name: str = "image", max_pixels: Optional[int] = None) -> np.ndarray:
+    """Encoded image bytes -> uint8 RGB [H, W, 3], size checked from the header before decoding
+    (see ``load_image``). Raises ``UserInputError`` only (the fuzz harness holds it to that)."""
+    import cv2
+
+    from .header import MAX_IMAGE_PIXELS, HeaderError, check_png_chunks
+
+    fmt = _check_header(data, name, max_pixels)
+    if fmt == "png":
+        try:
+            check_png_chunks(data)
+        except HeaderError as exc:
+            raise UserInputError(f"cannot read image {name}: {exc}; re-export it") from None
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise UserInputError(f"cannot read image {name}: corrupt or truncated {fmt.upper()} data (re-export it as PNG or JPEG)")
+    if img.shape[0] * img.shape[1] > (max_pixels or MAX_IMAGE_PIXELS):  # a header that lied (multi-frame files)
+        raise UserInputError(f"{name}: decoded to {img.shape[1]}x{img.shape[0]} pixels, above the limit; downscale it first")
+    return to_rgb(img, bgr=True, name=name)
+
+
+def to_rgb(img: np.ndarray, bgr: bool = False, name: str = "image") -> np.ndarray:
+    """Convert an array image to uint8 RGB [H, W, 3]. Accepts [H, W] or [H, W, 1] grey,
+    [H, W, 3] colour, [H, W, 4] colour + alpha (composited on grey 0.5), uint8 or uint16.
+    ``bgr``: channels are in OpenCV order (files); in-memory arrays are RGB(A)."""
+    if not isinstance(img, np.ndarray):
+        raise UserInputError(f"{name}: expected a numpy array, got {type(img).__name__}")
+    if img.dtype == np.uint16:
+        img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise UserInputError(f"{name}: expected 8- or 16-bit pixels (uint8/uint16), got {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 2:
+        return np.repeat(img[:, :, None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.shape[0] == 0 or img.shape[1] == 0:
+        raise UserInputError(f"{name}: expected [H, W], [H, W, 3] or [H, W, 4] pixels, got shape {list(img.shape)}")
+    if img.shape[2] == 4:
+        img = composite_on_grey(img)
+    if bgr:
+        img = img[:, :, ::-1]
+    return np.ascontiguousarray(img)
+
+
+def composite_on_grey(img4: np.ndarray) -> np.ndarray:
+    """[H, W, 4] uint8 colour + alpha -> [H, W, 3] uint8, exactly as the reference: colour
+    divided by (alpha + 1e-8), then alpha * colour + 0.5 * (1 - alpha), times 255, truncated.
+    Channel order is kept (works for BGRA and RGBA alike)."""
+    im = img4.astype(np.float64) / 255.0
+    rgb, a = im[:, :, :3], im[:, :, 3:]
+    rgb = rgb / (a + 1e-8)
+    out = a * rgb + 0.5 * (1.0 - a)
+    return (255.0 * out).astype(np.uint8)

@@ -1,9 +1,0 @@
-"""CPU rendering of our meshes with the exact camera of their crop (orthographic, no display):
-``cameras`` (crop <-> image frames), ``rasterizer`` (z-buffer), ``shading`` (normals, Lambert),
-``views`` (``render_mesh``). numpy only."""
-from .cameras import CropCamera, crop_to_image, image_to_crop
-from .rasterizer import Fragments, rasterize, rasterize_reference
-from .views import Render, render_mesh
-
-__all__ = ["CropCamera", "crop_to_image", "image_to_crop", "Fragments", "rasterize",
-           "rasterize_reference", "Render", "render_mesh"]

@@ -1,0 +1,241 @@
+"""The mesh stream's wire format, version 1: pure encode/decode, no sockets (spec:
+``docs/protocol.md``).
+
+A message is a list of byte parts (one ZeroMQ multipart message after the topic part)::
+
+    [header, vertices, faces, (normals), (colors)]
+
+``header`` is a fixed little-endian struct (``HEADER``); every buffer is raw little-endian data
+whose exact size follows from the header's counts and dtypes. An end-of-stream message is a header
+alone (``kind == KIND_END``). Nothing is ever pickled: the decoder checks the magic, version,
+header size, part count and every buffer's size *before* it allocates anything, and refuses counts
+above ``MAX_VERTICES`` / ``MAX_FACES``.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import ProtocolError
+from ..types import Mesh
+
+MAGIC = b"SRM1"
+VERSION = 1
+TOPIC = b"streamrecon.mesh"
+
+KIND_MESH = 1
+KIND_END = 2
+
+FLAG_NORMALS = 1
+FLAG_COLORS = 2
+
+# Upper bounds a decoder accepts; a 512^3 PIFuHD mesh has ~1M vertices.
+MAX_VERTICES = 1 << 25
+MAX_FACES = 1 << 26
+MAX_HEADER_SIZE = 4096
+
+# dtype codes of the header's dtype fields; version 1 fixes which code each buffer uses.
+DTYPE_CODES = {1: np.dtype("<f4"), 2: np.dtype("<i4"), 3: np.dtype("u1")}
+_CODE_OF = {"vertices": 1, "faces": 2, "normals": 1, "colors": 3}
+
+COORD_FRAMES = ("crop", "image")
+
+# magic, version, header_size, kind, flags, seq, frame_index, person_id, person_index,
+# persons_in_frame, capture_time, publish_time, num_vertices, num_faces, rect[4],
+# image_width, image_height, coord_frame, vertex/face/normal/color dtype codes, 3 pad bytes
+HEADER = struct.Struct("<4sHHHHQqiHHddIIffffIIBBBBB3x")
+HEADER_SIZE = HEADER.size  # 92 bytes
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+
+@dataclass(frozen=True)
+class MeshHeader:
+    """The decoded header. Times are wall-clock ``time.time()`` seconds (latency across hosts needs
+    synchronised clocks); ``rect`` is the crop (x, y, w, h) in frame pixels or None."""
+
+    kind: int
+    seq: int
+    frame_index: int
+    person_id: int = 0
+    person_index: int = 0
+    persons_in_frame: int = 1
+    capture_time: float = 0.0
+    publish_time: float = 0.0
+    num_vertices: int = 0
+    num_faces: int = 0
+    rect: Optional[tuple] = None
+    image_width: int = 0
+    image_height: int = 0
+    coord_frame: str = "crop"
+    has_normals: bool = False
+    has_colors: bool = False
+
+    @property
+    def is_end(self) -> bool:
+        return self.kind == KIND_END
+
+
+@dataclass
+class MeshMessage:
+    """One decoded message: the header and, for ``KIND_MESH``, the mesh (``mesh.frame`` and
+    ``mesh.rect`` are filled from the header)."""
+
+    header: MeshHeader
+    mesh: Optional[Mesh]
+
+
+def _pack(h: MeshHeader) -> bytes:
+    rect = h.rect if h.rect is not None else (math.nan,) * 4
+    if h.coord_frame not in COORD_FRAMES:
+        raise ValueError(f"coord_frame: expected one of {COORD_FRAMES}, got {h.coord_frame!r}")
+    flags = (FLAG_NORMALS if h.has_normals else 0) | (FLAG_COLORS if h.has_colors else 0)
+    return HEADER.pack(
+        MAGIC, VERSION, HEADER_SIZE, h.kind, flags, h.seq, h.frame_index, h.person_id,
+        h.person_index, h.persons_in_frame, h.capture_time, h.publish_time, h.num_vertices,
+        h.num_faces, *(float(v) for v in rect), h.image_width, h.image_height,
+        COORD_FRAMES.index(h.coord_frame), _CODE_OF["vertices"], _CODE_OF["faces"],
+        _CODE_OF["normals"] if h.has_normals else 0, _CODE_OF["colors"] if h.has_colors else 0,
+    )
+
+
+def encode_mesh(
+    mesh: Mesh,
+    *,
+    seq: int,
+    frame_index: int,
+    person_id: int = 0,
+    person_index: int = 0,
+    persons_in_frame: int = 1,
+    capture_time: float = 0.0,
+    publish_time: float = 0.0,
+    image_size: tuple = (0, 0),
+) -> list:
+    """Encode ``mesh`` as ``[header, vertices, faces, (normals), (colors)]``. The buffer parts are
+    memoryviews of the mesh's own arrays (no copy; keep the mesh alive until sent).
+    ``image_size`` = (width, height) of the source frame."""
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh: expected streamrecon.types.Mesh, got {type(mesh).__name__}")
+    if mesh.num_vertices > MAX_VERTICES or mesh.num_faces > MAX_FACES:
+        raise ValueError(
+            f"mesh: {mesh.num_vertices} vertices / {mesh.num_faces} faces exceed the wire limits "
+            f"({MAX_VERTICES} / {MAX_FACES})"
+        )
+    header = MeshHeader(
+        kind=KIND_MESH, seq=seq, frame_index=frame_index, person_id=person_id,
+        person_index=person_index, persons_in_frame=persons_in_frame,
+        capture_time=capture_time, publish_time=publish_time,
+        num_vertices=mesh.num_vertices, num_faces=mesh.num_faces,
+        rect=tuple(mesh.rect) if mesh.rect is not None else None,
+        image_width=int(image_size[0]), image_height=int(image_size[1]), coord_frame=mesh.frame,
+        has_normals=mesh.normals is not None, has_colors=mesh.colors is not None,
+    )
+    # Mesh already holds contiguous float32/int32/uint8; force little-endian for big-endian hosts.
+    parts: list = [_pack(header), _le(mesh.vertices, "<f4"), _le(mesh.faces, "<i4")]
+    if mesh.normals is not None:
+        parts.append(_le(mesh.normals, "<f4"))
+    if mesh.colors is not None:
+        parts.append(_le(mesh.colors, "u1"))
+    return parts
+
+
+def encode_end(*, seq: int, frames: int, publish_time: float = 0.0) -> list:
+    """End-of-stream message: a header alone; ``frame_index`` carries the number of frames read."""
+    return [_pack(MeshHeader(kind=KIND_END, seq=seq, frame_index=frames, publish_time=publish_time,
+                             persons_in_frame=0))]
+
+
+def _le(a: np.ndarray, dtype: str) -> memoryview:
+    a = np.ascontiguousarray(a, dtype=np.dtype(dtype))
+    return memoryview(a.reshape(-1).view(np.uint8))
+
+
+def decode_header(buf: BytesLike) -> MeshHeader:
+    """Decode and validate a header part (magic, version, header size, kind, counts, dtypes)."""
+    n = _nbytes(buf)
+    if n < 8:
+        raise ProtocolError(f"mesh header: {n} bytes is too short for magic + version")
+    mv = memoryview(buf).cast("B")
+    if bytes(mv[:4]) != MAGIC:
+        raise ProtocolError(f"mesh header: bad magic {bytes(mv[:4])!r}, expected {MAGIC!r} (not a streamrecon mesh stream?)")
+    version, header_size = struct.unpack_from("<HH", mv, 4)
+    if version != VERSION:
+        raise ProtocolError(f"mesh header: wire version {version} is not supported (this reader speaks {VERSION}); upgrade streamrecon on the older side")
+    # A larger header_size is allowed (same-version additive fields); the part must hold exactly it.
+    if not HEADER_SIZE <= header_size <= MAX_HEADER_SIZE or n != header_size:
+        raise ProtocolError(f"mesh header: header_size field {header_size}, part holds {n} bytes, expected {HEADER_SIZE}..{MAX_HEADER_SIZE} and equal")
+    (_, _, _, kind, flags, seq, frame_index, person_id, person_index, persons_in_frame,
+     capture_time, publish_time, nv, nf, rx, ry, rw, rh, iw, ih, cf, vd, fd, nd, cd) = HEADER.unpack_from(mv, 0)
+    if kind not in (KIND_MESH, KIND_END):
+        raise ProtocolError(f"mesh header: unknown message kind {kind}")
+    if flags & ~(FLAG_NORMALS | FLAG_COLORS):
+        raise ProtocolError(f"mesh header: unknown flags 0x{flags:x}")
+    if nv > MAX_VERTICES or nf > MAX_FACES:
+        raise ProtocolError(f"mesh header: {nv} vertices / {nf} faces exceed the limits ({MAX_VERTICES} / {MAX_FACES})")
+    if cf >= len(COORD_FRAMES):
+        raise ProtocolError(f"mesh header: unknown coordinate frame code {cf}")
+    has_n, has_c = bool(flags & FLAG_NORMALS), bool(flags & FLAG_COLORS)
+    want = (_CODE_OF["vertices"], _CODE_OF["faces"], _CODE_OF["normals"] if has_n else 0, _CODE_OF["colors"] if has_c else 0)
+    if kind == KIND_MESH and (vd, fd, nd, cd) != want:
+        raise ProtocolError(f"mesh header: dtype codes {(vd, fd, nd, cd)} do not match version 1's {want}")
+    rect = None if any(math.isnan(v) for v in (rx, ry, rw, rh)) else (rx, ry, rw, rh)
+    return MeshHeader(
+        kind=kind, seq=seq, frame_index=frame_index, person_id=person_id, person_index=person_index,
+        persons_in_frame=persons_in_frame, capture_time=capture_time, publish_time=publish_time,
+        num_vertices=nv, num_faces=nf, rect=rect, image_width=iw, image_height=ih,
+        coord_frame=COORD_FRAMES[cf], has_normals=has_n, has_colors=has_c,
+    )
+
+
+def expected_sizes(h: MeshHeader) -> list:
+    """Byte size of each buffer part that must follow header ``h``, in order."""
+    if h.kind == KIND_END:
+        return []
+    sizes = [h.num_vertices * 12, h.num_faces * 12]
+    if h.has_normals:
+        sizes.append(h.num_vertices * 12)
+    if h.has_colors:
+        sizes.append(h.num_vertices * 3)
+    return sizes
+
+
+def decode(parts: Sequence[BytesLike], copy: bool = True) -> MeshMessage:
+    """Decode ``[header, buffers...]`` (the topic part already removed). Every size is checked
+    before any array is made; face indices are checked against the vertex count. With
+    ``copy=False`` the arrays are read-only views of ``parts``."""
+    if not parts:
+        raise ProtocolError("mesh message: no parts")
+    h = decode_header(parts[0])
+    sizes = expected_sizes(h)
+    if len(parts) != 1 + len(sizes):
+        raise ProtocolError(f"mesh message: {len(parts)} parts, header announces {1 + len(sizes)}")
+    for i, (part, size) in enumerate(zip(parts[1:], sizes)):
+        if _nbytes(part) != size:
+            raise ProtocolError(f"mesh message: buffer {i} holds {_nbytes(part)} bytes, header announces {size}")
+    if h.is_end:
+        return MeshMessage(h, None)
+
+    def arr(i: int, dtype: str) -> np.ndarray:
+        a = np.frombuffer(parts[i], dtype=np.dtype(dtype)).reshape(-1, 3)
+        return a.copy() if copy else a
+
+    verts, faces = arr(1, "<f4"), arr(2, "<i4")
+    k = 3
+    normals = colors = None
+    if h.has_normals:
+        normals, k = arr(k, "<f4"), k + 1
+    if h.has_colors:
+        colors = arr(k, "u1")
+    try:
+        mesh = Mesh(verts, faces, normals=normals, colors=colors, frame=h.coord_frame, rect=h.rect)
+    except ValueError as exc:
+        raise ProtocolError(f"mesh message: {exc}") from None
+    return MeshMessage(h, mesh)
+
+
+def _nbytes(buf: BytesLike) -> int:
+    return memoryview(buf).nbytes
