@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import Optional
 
 log = logging.getLogger(__name__)
-ABI_VERSION = 8
+ABI_VERSION = 9
 """the kernels this code calls (native/module.cpp's ABI_VERSION): an older build (a checkout
 updated without reinstalling) is treated as missing, so the Python twins run."""
 _module: Optional[ModuleType] = None
