@@ -44,16 +44,18 @@ def _import_anny():
 
 
 @functools.lru_cache(maxsize=2)
-def load_anny(cache: Optional[str] = None):
+def load_anny(cache: Optional[str] = None, skinning_method: Optional[str] = None):
     """The anny model (torch, float64, CPU) with its cache under ``<cache>/anny``. Cached per cache
-    dir: building it the first time takes about a minute."""
+    dir: building it the first time takes about a minute. ``skinning_method``: anny's (None: its
+    default)."""
     anny = _import_anny()
     root = cache_dir(cache) / "anny"
     root.mkdir(parents=True, exist_ok=True)
     anny.paths.set_anny_cache_path(root)
     log.info("loading anny (cache %s)", root)
     # topology="anny" is the default topology; the smpl/smplx ones download non-commercial data.
-    return anny.Anny(topology="anny")
+    kw = {} if skinning_method is None else {"skinning_method": skinning_method}
+    return anny.Anny(topology="anny", **kw)
 
 
 @dataclass(frozen=True)
