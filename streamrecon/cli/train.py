@@ -70,9 +70,10 @@ def run(args) -> int:
     kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     cfg = TrainConfig(**kw)
     if args.generate_only:
-        from ..training.loop import ensure_data
+        from ..training.loop import ensure_data, train_net_config
 
-        print(f"shards in {ensure_data(cfg, progress=not args.no_progress)}")
+        body = train_net_config(cfg).body
+        print(f"shards in {ensure_data(cfg, progress=not args.no_progress, body=body)}")
         return 0
     path = train(cfg, resume=args.resume, progress=not args.no_progress)
     print(f"best checkpoint: {path}")

@@ -87,8 +87,9 @@ class ShardDataset:
         self._parts: List[Dict[str, torch.Tensor]] = []
         self.uniform_points = 0
         self.has_depths = False
+        self.has_body = False
         self.views_read = 0  # views in the shards read (kept or not)
-        self.masks = self.points = self.occ = self.cams = self.subject = self.depths = None
+        self.masks = self.points = self.occ = self.cams = self.subject = self.depths = self.body = None
         self.refresh()
 
     def _candidates(self) -> List[Path]:
@@ -111,6 +112,8 @@ class ShardDataset:
                 "cams": d["cameras"][si, vi], "subject": (first_subject + si).astype(np.int64)}
         if "depths" in d:
             part["depths"] = d["depths"][si, vi]
+        if "body_depths" in d:
+            part["body"] = d["body_depths"][si, vi]
         return part, stored_uniform_points(d), s * v
 
     def refresh(self) -> int:
@@ -126,16 +129,18 @@ class ShardDataset:
                 continue
             if self._parts and n_uni != self.uniform_points:
                 raise ValueError(f"{p}: {n_uni} uniform points per subject, other shards have {self.uniform_points}")
-            has_depths = "depths" in part
+            has_depths, has_body = "depths" in part, "body" in part
             if self._parts and has_depths != self.has_depths:
                 raise ValueError(f"{p}: {'has' if has_depths else 'lacks'} depth maps, unlike the shards loaded before it")
+            if self._parts and has_body != self.has_body:
+                raise ValueError(f"{p}: {'has' if has_body else 'lacks'} fitted bodies, unlike the shards loaded before it")
             if self._parts:  # the join below must not fail half way (it consumes the parts)
                 for k, a in part.items():
                     if a.shape[1:] != tuple(self._parts[0][k].shape[1:]):
                         what = "per subject" if k in ("points", "occ") else "per view"
                         raise ValueError(f"{p}: {k} {what} is {list(a.shape[1:])}, other shards have "
                                          f"{list(self._parts[0][k].shape[1:])} (shards of one run must share their settings)")
-            self.uniform_points, self.has_depths = n_uni, has_depths
+            self.uniform_points, self.has_depths, self.has_body = n_uni, has_depths, has_body
             self._parts.append({k: torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for k, a in part.items()})
             self.views_read += views
             self.loaded.append(str(p))
@@ -143,9 +148,10 @@ class ShardDataset:
         if new:
             # One key at a time, dropping the parts' copy as it goes, and the result kept as the
             # only part: memory holds the data once (plus one key's worth while joining), not twice.
-            keys = ("masks", "points", "occ", "cams", "subject") + (("depths",) if self.has_depths else ())
+            keys = (("masks", "points", "occ", "cams", "subject") + (("depths",) if self.has_depths else ())
+                    + (("body",) if self.has_body else ()))
             joined = {}
-            self.masks = self.points = self.occ = self.cams = self.subject = self.depths = None  # or the old join stays alive
+            self.masks = self.points = self.occ = self.cams = self.subject = self.depths = self.body = None  # or the old join stays alive
             for k in keys:
                 joined[k] = torch.cat([p.pop(k) for p in self._parts]) if len(self._parts) > 1 else self._parts[0][k]
             self._parts = [joined]
@@ -167,7 +173,7 @@ class ShardDataset:
     def batch(self, gen: torch.Generator, batch: int, n_points: int, n_rays: int, in_res: int,
               mask_noise: float = 0.3, items: Optional[torch.Tensor] = None, flip: bool = True,
               free: float = 0.125, uniform: float = 0.0, ray_points: int = 0, shading: bool = False,
-              depth_pixels: int = 0) -> Batch:
+              depth_pixels: int = 0, body: bool = False) -> Batch:
         """A random batch (``items``: indices of items, i.e. kept views, to use instead of random).
         ``flip``: mirror half the items left-right (mask columns and point x): a mirrored person
         is a person, which doubles the bodies seen. ``free``: share of extra points drawn in the
@@ -184,7 +190,8 @@ class ShardDataset:
         (``embedded.shading.random_shading``; shards with ``depths``). ``depth_pixels``: that many
         random on-person pixels per view with the crop z of the front and back surface there
         (``depth_xy``, ``depth_z``, ``depth_ok``: targets of a ``depth_prior`` net; shards with
-        ``depths``)."""
+        ``depths``). ``body``: three more image channels, the fitted body's front and back crop z
+        (0 off it) and its coverage (``body.conditioning.BodyMaps``; shards with ``body_depths``)."""
         dev = self.device
         res = self.masks.shape[-1]
         if items is None:
@@ -281,6 +288,15 @@ class ShardDataset:
             # normalised within the input mask as the product does: a dilated mask shows a ring of
             # background, an eroded one loses the rim; the channel never reveals the exact outline
             img = torch.cat([img, normalise(grey[:, 0], img[:, 0] > 0.5)[:, None]], 1)
+        if body:
+            if self.body is None:
+                raise ValueError("body: needs shards with fitted bodies (generate them: synth body=True)")
+            bd = self.body[items].float()  # [B, 2, R, R], +inf off the body
+            cover = torch.isfinite(bd[:, :1])
+            chans = torch.cat([torch.where(cover, bd, torch.zeros_like(bd)), cover.float()], 1)
+            if in_res != res:
+                chans = F.interpolate(chans, size=(in_res, in_res), mode="nearest")
+            img = torch.cat([img, chans], 1)
         if flip:
             f = torch.rand(len(items), generator=gen, device=dev) < 0.5
             img = torch.where(f[:, None, None, None], img.flip(-1), img)

@@ -53,12 +53,11 @@ class TrainConfig:
     sil_depths: int = 24
     """samples along each silhouette ray"""
     sil_weight: float = 0.0
-    """weight of the silhouette loss (0: off, the default since session 10: the depth prior
-    already starts every on-person ray with a slab, the product's silhouette fill closes the
-    outline, and its queries cost ~30% of a step; every fine-tune of the shipped weights ran
-    without it. 0.5 taught the network a cheap shortcut: a thin sheet at one depth behind the
-    body, which the sharp mask term then cuts to the exact silhouette; 0.05 was the default of
-    sessions 3-9)"""
+    """weight of the silhouette loss (0: off by default: the depth prior already starts every
+    on-person ray with a slab, the product's silhouette fill closes the outline, and its queries
+    cost ~30% of a step; every fine-tune of the shipped weights ran without it. 0.5 teaches the
+    network a cheap shortcut: a thin sheet at one depth behind the body, which the sharp mask
+    term then cuts to the exact silhouette; 0.05 with more empty points (--free) shrinks it)"""
     sil_range: str = "body"
     """depths the silhouette loss looks along each ray: ``body`` (the view's body depth range
     +- 5 cm, where the labelled points are: a sheet far behind the body earns nothing) or
@@ -109,7 +108,8 @@ class TrainConfig:
     """shard directory (default <cache>/data)"""
     net: dict = field(default_factory=dict)
     """NetConfig overrides (JSON), e.g. '{"shading": true}'; a run from scratch has the depth
-    prior ('{"depth_prior": false}' to train without it), one from --init the init's architecture"""
+    prior ('{"depth_prior": false}' to train without it), one from --init the init's architecture
+    (which --net may extend by the input channels rgb, shading, body and by the depth prior)"""
     init: Optional[str] = None
     """start a new run from these embedded-format weights (e.g. the shipped default.pt) with a
     fresh optimizer; input channels the weights lack (--net '{"shading": true}') start at zero"""
@@ -119,6 +119,12 @@ class TrainConfig:
     labelled points: distillation of the averaged answer into one pass"""
     teacher_weight: float = TEACHER_WEIGHT_DEFAULT
     """share of the occupancy loss given to --mirror-teacher's soft labels (the rest: the true labels)"""
+    body_noise: float = 1.0
+    """with a net that reads the body (--net '{"body": true, "depth_prior": true}'): scale of the
+    detector noise on the landmarks its training bodies are fitted from (1 = as measured on
+    renders, ``synth.landmarks``; 0 = exact landmarks)"""
+    workers: int = 1
+    """processes generating shards at once (each loads anny: ~1.5 GB)"""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.uniform <= 1.0:
@@ -134,6 +140,8 @@ class TrainConfig:
             raise UserInputError(f"--depth-pixels must be >= 1 and --depth-weight >= 0 (got {self.depth_pixels}, {self.depth_weight:g})")
         if self.precision not in PRECISIONS:
             raise UserInputError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.body_noise < 0 or self.workers < 1:
+            raise UserInputError(f"--body-noise must be >= 0 and --workers >= 1 (got {self.body_noise:g}, {self.workers})")
         if self.sil_range not in SIL_RANGES:
             raise UserInputError(f"--sil-range: expected one of {', '.join(SIL_RANGES)}, got {self.sil_range!r}")
 
@@ -167,14 +175,15 @@ def _data_root(cfg: TrainConfig) -> Path:
 VAL_SHARD = "shard_val.npz"
 
 
-def ensure_data(cfg: TrainConfig, progress: bool = True) -> Path:
-    """Generate the missing training shards (and the validation shard) of ``cfg``."""
+def ensure_data(cfg: TrainConfig, progress: bool = True, body: bool = False) -> Path:
+    """Generate the missing training shards (and the validation shard) of ``cfg``; ``body``: with
+    the fitted body prior (a net that reads it)."""
     from .synth import generate as g
 
     root = _data_root(cfg)
     seed_dir = root / f"seed{cfg.data_seed}"
     n_shards = math.ceil(cfg.subjects / 16)
-    synth_cfg = g.SynthConfig(cache=cfg.cache)
+    synth_cfg = g.SynthConfig(cache=cfg.cache, body=body, body_noise=cfg.body_noise)
     val = seed_dir / VAL_SHARD
     if not val.exists():
         # Validation: 16 subjects from the held-out stream at indices far from the evaluation set's.
@@ -182,7 +191,8 @@ def ensure_data(cfg: TrainConfig, progress: bool = True) -> Path:
         g.write_shard(val, [g.make_subject(g.subject_seed(cfg.data_seed, i, g.HELDOUT), synth_cfg) for i in idx], idx, synth_cfg)
     if cfg.generate:
         bar = _bar(n_shards, "generating shards") if progress else None
-        g.generate_shards(root, cfg.data_seed, 0, n_shards, cfg=synth_cfg, progress=bar.update if bar else None)
+        g.generate_shards(root, cfg.data_seed, 0, n_shards, cfg=synth_cfg, progress=bar.update if bar else None,
+                          workers=cfg.workers)
         if bar:
             bar.close()
     return seed_dir
@@ -348,7 +358,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     device = torch.device(cfg.device)
     ckpt = load_checkpoint(last) if resume else None
     net_cfg = NetConfig.from_json(ckpt["net"]) if ckpt else train_net_config(cfg)
-    seed_dir = ensure_data(cfg, progress)
+    seed_dir = ensure_data(cfg, progress, body=net_cfg.body)
     data = ShardDataset(seed_dir, exclude=(VAL_SHARD,), device=device, max_yaw_deg=cfg.max_yaw_deg)
     if len(data) == 0:
         if data.views_read:
@@ -366,8 +376,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                              f"{cfg.max_yaw_deg:g}: raise it, or make the validation shard again")
     vgen = torch.Generator(device=device)
     vgen.manual_seed(12345)
+    if net_cfg.body and not (data.has_body and val.has_body):
+        raise UserInputError(f"--net body: the shards in {seed_dir} have no fitted bodies: generate them into another "
+                             "--data-dir (a run whose net reads the body makes them)")
     val_batch = val.batch(vgen, min(64, len(val)), 4096, 8, net_cfg.in_res, mask_noise=0, flip=False, free=0,
-                          shading=net_cfg.shading, depth_pixels=4096 if net_cfg.depth_prior and val.has_depths else 0)
+                          shading=net_cfg.shading, depth_pixels=4096 if net_cfg.depth_prior and val.has_depths else 0,
+                          body=net_cfg.body)
 
     torch.manual_seed(cfg.seed)
     net = EmbeddedNet(net_cfg).to(device)
@@ -411,7 +425,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                     gparam["lr"] = lr
             batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free, uniform=cfg.uniform,
                                ray_points=cfg.ray_points, shading=net_cfg.shading, mask_noise=cfg.mask_noise,
-                               depth_pixels=cfg.depth_pixels if net_cfg.depth_prior else 0)
+                               depth_pixels=cfg.depth_pixels if net_cfg.depth_prior else 0, body=net_cfg.body)
             stats = step_fn(net, opt, batch, cfg, gen, teacher)
             step += 1
             if bar is not None:
@@ -447,31 +461,30 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
 
 def train_net_config(cfg: TrainConfig):
     """The architecture a new run trains: ``NetConfig``'s defaults with the depth prior (a
-    from-scratch hour with it: 2.56 cm Chamfer on held-out 20-39 against 2.96 without, session 9),
-    or with --init the init weights' own depth prior; then the --net overrides."""
+    from-scratch hour with it on a 2-core Xeon: 2.56 cm Chamfer on held-out 20-39 against 2.96
+    without; docs/history.md),
+    or with --init the init weights' own architecture; then the --net overrides."""
     from ..models.embedded.net import NetConfig
 
     base = {**NetConfig().to_json(), "depth_prior": True}
     if cfg.init:
         from ..models.embedded.model import load_embedded
 
-        base["depth_prior"] = load_embedded(cfg.init).net.cfg.depth_prior
+        base = load_embedded(cfg.init).net.cfg.to_json()
     return NetConfig.from_json({**base, **cfg.net})
 
 
 def _init_from(net, path: str) -> None:
-    """Load embedded-format weights into ``net`` (widening its input layer if needed)."""
+    """Load embedded-format weights into ``net``, which may add input channels, the body or the
+    depth prior to them (``net.grow_state_dict``)."""
     from ..models.embedded.model import load_embedded
-    from ..models.embedded.net import widen_inputs
+    from ..models.embedded.net import grow_state_dict
 
     src = load_embedded(path).net
-    mine, theirs = net.cfg.to_json(), src.cfg.to_json()
-    differ = sorted(k for k in mine if k not in ("rgb", "shading") and mine[k] != theirs.get(k))
-    if differ:
-        raise UserInputError(f"--init {path}: its architecture differs in {', '.join(differ)}; drop those --net overrides")
-    if src.cfg.in_channels > net.cfg.in_channels:
-        raise UserInputError(f"--init {path}: it reads {src.cfg.in_channels} input channels, this net {net.cfg.in_channels}")
-    net.load_state_dict(widen_inputs(src.state_dict(), net.cfg))
+    try:
+        net.load_state_dict(grow_state_dict(src.state_dict(), src.cfg, net))
+    except ValueError as exc:
+        raise UserInputError(f"--init {path}: {exc}; drop those --net overrides") from None
     log.info("initialised from %s", path)
 
 

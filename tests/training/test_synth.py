@@ -135,3 +135,34 @@ def test_body_watertight_and_garments_closed(model):
     shell_v, _ = parts[0]
     push = np.linalg.norm(shell_v - body.vertices, axis=1)
     assert push.max() < 0.08 and push.max() > 0.01
+
+
+@pytest.mark.slow
+def test_body_prior_is_a_fit_of_the_views_landmarks_that_leaves_the_rest_of_the_subject_alone(model):
+    from streamrecon.training.synth import generate as g
+    from streamrecon.training.synth.landmarks import perturb, view_landmarks
+
+    cfg = g.SynthConfig(res=64, points=800, views=2, max_yaw_deg=60.0, body=True)
+    a = g.make_subject(g.subject_seed(4, 2), cfg)
+    plain = g.make_subject(g.subject_seed(4, 2), g.SynthConfig(res=64, points=800, views=2, max_yaw_deg=60.0))
+    assert np.array_equal(a.points, plain.points) and np.array_equal(a.masks, plain.masks)  # its own noise stream
+    b = g.make_subject(g.subject_seed(4, 2), cfg)
+    np.testing.assert_array_equal(a.body_depths, b.body_depths)  # deterministic
+    assert a.body_depths.shape == (2, 2, 64, 64) and a.landmarks.shape == (33, 3)
+    for k in range(2):
+        on = np.isfinite(a.body_depths[k, 0])
+        assert on.sum() > 100 and np.all(a.body_depths[k, 1][on] >= a.body_depths[k, 0][on])
+        inside = (on & a.masks[k]).sum() / on.sum()
+        assert inside > 0.75, inside  # the fitted body lies (mostly) under the dressed person's silhouette
+        # the fitted body's depth is near the dressed person's front (clothes on top, detector noise)
+        both = on & np.isfinite(a.depths[k, 0])
+        gap_cm = np.median(np.abs(a.body_depths[k, 0][both] - a.depths[k, 0][both])) / a.cameras[k].crop_per_metre * 100
+        assert gap_cm < 12, gap_cm
+    # the true landmarks project onto the person, and the noise is the measured size
+    v = view_landmarks(a.landmarks, a.cameras[0], 64)
+    cols, rows = np.clip(v.keypoints[:, 0].astype(int), 0, 63), np.clip(v.keypoints[:, 1].astype(int), 0, 63)
+    assert a.masks[0][rows, cols].mean() > 0.8
+    rng = np.random.default_rng(0)
+    d = np.stack([perturb(v, rng, swap_share=0.0).keypoints[:, :2] - v.keypoints[:, :2] for _ in range(200)])
+    sigma_pct = d.std(axis=0).mean(1) / v.height_px * 100
+    assert 0.7 < np.median(sigma_pct) < 2.5

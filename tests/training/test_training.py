@@ -598,3 +598,65 @@ def test_bf16_encoder_pass_gives_fp32_features_near_the_fp32_ones_and_trains(sha
     for _ in range(20):
         last = float(step_fn(net, opt, batch, cfg, torch.Generator().manual_seed(2))["loss"])
     assert last < first * 0.9
+
+
+def _body_shards(tmp_path, n=3):
+    """Ellipsoid people whose 'fitted body' is the same ellipsoid shrunk by 20%."""
+    rng = np.random.default_rng(11)
+    subs = []
+    for _ in range(n):
+        replay = np.random.default_rng()
+        replay.bit_generator.state = rng.bit_generator.state
+        a = np.array([0.25, 0.15, 0.8]) * replay.uniform(0.8, 1.2, 3)
+        sub = ellipsoid_subject(rng)
+        sub.depths = ellipsoid_depths(sub, a)
+        sub.masks = np.isfinite(sub.depths[:, 0])
+        sub.body_depths = ellipsoid_depths(sub, 0.8 * a)
+        sub.landmarks = np.zeros((33, 3), np.float32)
+        subs.append(sub)
+    root = tmp_path / "bodies" / "seed0"
+    cfg = SynthConfig(res=32, views=2, points=600, depths=True, body=True)
+    write_shard(root / "shard_00000.npz", subs[:-1], list(range(n - 1)), cfg)
+    write_shard(root / "shard_val.npz", subs[-1:], [100], cfg)
+    return root
+
+
+def test_body_channels_are_the_fitted_depths_inside_the_person_and_follow_the_mirror(tmp_path):
+    ds = ShardDataset(_body_shards(tmp_path), exclude=("shard_val.npz",))
+    assert ds.has_body
+    items = torch.arange(4)
+    kw = dict(mask_noise=0, free=0, items=items, body=True)
+    plain = ds.batch(torch.Generator().manual_seed(0), 4, 32, 8, 32, flip=False, **kw)
+    assert plain.image.shape == (4, 4, 32, 32)
+    mask, front, back, cover = (plain.image[:, k] for k in range(4))
+    stored = ds.body[items].float()
+    on = torch.isfinite(stored[:, 0])
+    assert torch.equal(cover > 0.5, on) and on.any()
+    torch.testing.assert_close(front[on], stored[:, 0][on])
+    assert torch.all(front[~on] == 0) and torch.all(back[~on] == 0) and torch.all(back[on] >= front[on])
+    assert torch.all(mask[on] > 0.5)  # the shrunk body lies inside the person
+    flipped = ds.batch(torch.Generator().manual_seed(0), 4, 32, 8, 32, flip=True, **kw)
+    for i in range(4):  # an item is mirrored whole, or not at all
+        same = torch.equal(flipped.image[i], plain.image[i])
+        mirrored = torch.equal(flipped.image[i], plain.image[i].flip(-1))
+        assert same or mirrored
+    with pytest.raises(ValueError, match="fitted bodies"):
+        ShardDataset(_depth_shards(tmp_path)).batch(torch.Generator(), 2, 16, 4, 32, body=True)
+
+
+def test_a_body_net_trains_end_to_end_from_weights_without_the_body(tmp_path):
+    root = _body_shards(tmp_path)
+    torch.manual_seed(0)
+    from streamrecon.models.embedded.model import save_embedded
+
+    init = save_embedded(tmp_path / "init.pt", EmbeddedNet(TINY))
+    cfg = TrainConfig(out=str(tmp_path / "run"), data_dir=str(root.parent), subjects=32, generate=False, steps=6,
+                      batch=2, points=64, val_every=3, net={"body": True, "depth_prior": True}, init=str(init),
+                      precision="fp32", threads=1)
+    best = train(cfg, progress=False)
+    from streamrecon.models.embedded.model import load_embedded
+
+    model = load_embedded(best)
+    assert model.cfg.body and model.cfg.depth_prior and model.cfg.in_channels == 4
+    logs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(logs) == 2 and all(np.isfinite(r["loss"]) for r in logs)

@@ -5,7 +5,9 @@ Shapes and frames:
 - ``image``: [B, C_in, R, R] float, the crop resampled so that pixel (row i, column j) sits at crop
   x = -1 + 2 j / (R - 1), y = 1 - 2 i / (R - 1) (``align_corners=True``). Channel 0 is the person
   mask in {0, 1}; with ``rgb=True`` channels 1..3 are RGB scaled to [-1, 1] (0 off the mask); with
-  ``shading=True`` the last channel is the shading channel (``embedded.shading.normalise``).
+  ``shading=True`` the next channel is the shading channel (``embedded.shading.normalise``); with
+  ``body=True`` the last three are the fitted body's front and back crop z and its coverage
+  (``streamrecon.body.conditioning.BodyMaps``: 0 where the body does not cover the pixel).
 - ``points``: [B, N, 3] in the crop frame (x right, y up, z away from the camera, [-1, 1]).
 - features: [B, C, R/4, R/4]; sampled at (x, -y) because image rows go down while y goes up.
 - output: [B, N] occupancy logits (sigmoid -> probability of being inside; 0.5 = surface).
@@ -44,6 +46,11 @@ class NetConfig:
     """widths of the point MLP's further hidden layers"""
     z_freqs: int = 6
     """sin/cos frequencies of the depth encoding (besides z itself)"""
+    body: bool = False
+    """read the fitted body (``streamrecon.body.conditioning``): three more input channels, its front
+    and back depth maps and coverage. With ``depth_prior`` the predicted surfaces start from the
+    body's (the depth head adds its output to the body's depths where the body covers the pixel),
+    so the occupancy starts as the body and the network learns the clothes on it"""
     depth_prior: bool = False
     """two more encoder outputs: the crop z of the body's front and back surface at each pixel
     (trained on the renders' depth maps). The decoder reads the point's signed distances to both
@@ -54,8 +61,9 @@ class NetConfig:
 
     @property
     def in_channels(self) -> int:
-        """input channels: the mask, RGB (3) if ``rgb``, shading (1) if ``shading``"""
-        return 1 + (3 if self.rgb else 0) + (1 if self.shading else 0)
+        """input channels: the mask, RGB (3) if ``rgb``, shading (1) if ``shading``, the body's
+        front, back and coverage (3) if ``body``"""
+        return 1 + (3 if self.rgb else 0) + (1 if self.shading else 0) + (3 if self.body else 0)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -97,12 +105,15 @@ class Encoder(nn.Module):
             c = w[i]
         self.up = nn.ModuleList(ups)
         self.head = nn.Conv2d(c, cfg.feat + (2 if cfg.depth_prior else 0), 1)
+        self.feat = cfg.feat
+        self.body_skip = cfg.body and cfg.depth_prior
         if cfg.depth_prior:  # the depth maps start flat: front just before z = 0, back just after
             with torch.no_grad():
                 self.head.weight[cfg.feat:].mul_(0.1)
                 self.head.bias[cfg.feat:] = torch.tensor([-DEPTH_INIT, DEPTH_INIT])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        image = x
         skips = []
         for blk in self.down:
             x = blk(x)
@@ -111,7 +122,21 @@ class Encoder(nn.Module):
             skip = skips[len(skips) - 2 - k]
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = blk(torch.cat([x, skip], 1))
-        return self.head(x)
+        out = self.head(x)
+        if self.body_skip:
+            base = body_depths_at(image[:, -3:], out.shape[-2:])
+            out = torch.cat([out[:, :self.feat], out[:, self.feat:] + base], 1)
+        return out
+
+
+def body_depths_at(body: torch.Tensor, size) -> torch.Tensor:
+    """[B, 3, R, R] body channels (front and back crop z, 0 off the body; coverage) -> [B, 2, h, w]
+    the body's front and back depth on the ``size`` grid (``align_corners=True``, the features'
+    grid), 0 where the body covers no neighbouring input pixel. Coverage-normalised interpolation:
+    at the body's outline the depth of the covered neighbours, not an average with the zeros."""
+    num = F.interpolate(body[:, :2], size=size, mode="bilinear", align_corners=True)
+    den = F.interpolate(body[:, 2:3], size=size, mode="bilinear", align_corners=True)
+    return torch.where(den > 1e-3, num / den.clamp(min=1e-3), torch.zeros_like(num))
 
 
 def sample_bilinear_rows(feat: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
@@ -296,6 +321,45 @@ def widen_inputs(state_dict: dict, cfg: NetConfig) -> dict:
         return dict(state_dict)
     extra = w.new_zeros(w.shape[0], cfg.in_channels - w.shape[1], *w.shape[2:])
     return {**state_dict, key: torch.cat([w, extra], 1)}
+
+
+GROWABLE = ("rgb", "shading", "body", "depth_prior")
+"""NetConfig switches a net can gain from weights trained without them (``grow_state_dict``)"""
+
+
+def grow_state_dict(state_dict: dict, src: NetConfig, net: "EmbeddedNet") -> dict:
+    """``state_dict`` of a net of config ``src`` as a state dict for ``net``, whose config may add
+    ``GROWABLE`` switches: new input channels start at zero weights (``widen_inputs``), the depth
+    head's two outputs and the decoder's depth-prior parameters keep ``net``'s initial values.
+    Everything else is copied. ValueError when ``net`` differs in anything else or drops a switch."""
+    mine, theirs = net.cfg.to_json(), src.to_json()
+    differ = sorted(k for k in mine if k not in GROWABLE and mine[k] != theirs.get(k))
+    dropped = sorted(k for k in GROWABLE if theirs.get(k) and not mine[k])
+    if differ or dropped:
+        raise ValueError(f"the architectures differ in {', '.join(differ + dropped)}")
+    if src.in_channels > net.cfg.in_channels:
+        raise ValueError(f"the weights read {src.in_channels} input channels, the net {net.cfg.in_channels}")
+    sd = widen_inputs(state_dict, net.cfg)
+    if src.rgb != net.cfg.rgb or (src.shading != net.cfg.shading and src.body != net.cfg.body):
+        # channels are appended in config order (mask, rgb, shading, body): widening at the end is
+        # only right when one switch is added, and it is the last present one
+        order = [k for k in ("rgb", "shading", "body") if getattr(net.cfg, k) and not getattr(src, k)]
+        if len(order) > 1 or (order and order[0] == "rgb" and (net.cfg.shading or net.cfg.body)) or \
+                (order and order[0] == "shading" and net.cfg.body):
+            raise ValueError(f"cannot add {', '.join(order)} at once in front of existing channels")
+    out = {}
+    for key, value in net.state_dict().items():
+        have = sd.get(key)
+        if have is not None and have.shape == value.shape:
+            out[key] = have
+        elif have is not None and key.startswith("encoder.head.") and have.shape[0] < value.shape[0]:
+            out[key] = torch.cat([have, value[have.shape[0]:]], 0)  # the new depth outputs keep their init
+        elif have is None and key.startswith("decoder.") and net.cfg.depth_prior and not src.depth_prior:
+            out[key] = value
+        else:
+            raise ValueError(f"{key}: {'missing' if have is None else list(have.shape)} in the weights, "
+                             f"{list(value.shape)} in the net")
+    return out
 
 
 def count_parameters(m: nn.Module) -> int:

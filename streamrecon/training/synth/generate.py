@@ -51,6 +51,14 @@ class SynthConfig:
     depths: bool = True
     """also render each view's front and back depth maps (crop z of the first hit from the
     camera and from behind; float16 in shards): training labels along the pixel rays"""
+    body: bool = False
+    """fit the body prior to each view within ``body_max_yaw_deg`` from its true landmarks with
+    the measured detector noise (``synth.landmarks``) and store the fitted body's front and back
+    depth maps (the network's body channels; float16 in shards, +inf off the body)"""
+    body_noise: float = 1.0
+    """scale of that detector noise (1 = as measured on renders; 0 = exact landmarks)"""
+    body_max_yaw_deg: float = 90.0
+    """views farther from facing the camera get no fit (training does not use them)"""
     cache: Optional[str] = None
     """cache root (anny's cache goes under it); default $STREAMRECON_CACHE or ~/.cache/streamrecon"""
 
@@ -61,7 +69,9 @@ class Subject:
     ``points`` [P, 3] world metres with ``occupancy`` [P] bool; ``cameras`` one per view with
     ``masks`` [V, R, R] bool (and ``normals`` [V, R, R, 3] float32 or None); ``height`` metres;
     ``depths`` [V, 2, R, R] float32 crop z of the front and back surface per pixel (+inf off the
-    person) or None."""
+    person) or None; ``body_depths`` [V, 2, R, R] float32 the fitted body's front and back crop z
+    (+inf off the body and in views without a fit) or None; ``landmarks`` [33, 3] the body's true
+    BlazePose landmarks in world metres, or None."""
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -73,6 +83,8 @@ class Subject:
     height: float
     meta: dict = field(default_factory=dict)
     depths: Optional[np.ndarray] = None
+    body_depths: Optional[np.ndarray] = None
+    landmarks: Optional[np.ndarray] = None
 
 
 def subject_seed(data_seed: int, index: int, split: int = TRAIN) -> np.random.SeedSequence:
@@ -133,9 +145,31 @@ def make_subject(seed: np.random.SeedSequence, cfg: SynthConfig = SynthConfig())
             normals.append(r.normals)
         if cfg.depths:
             depths.append(np.stack([r.depth, r.back_depth]))
-    return Subject(verts, faces, pts, occ, cams, np.stack(masks), np.stack(normals) if cfg.normals else None,
-                   body.height, {"phenotype": pheno, "outfit": outfit.__dict__ if outfit else None},
-                   np.stack(depths) if cfg.depths else None)
+    subject = Subject(verts, faces, pts, occ, cams, np.stack(masks), np.stack(normals) if cfg.normals else None,
+                      body.height, {"phenotype": pheno, "outfit": outfit.__dict__ if outfit else None},
+                      np.stack(depths) if cfg.depths else None)
+    if cfg.body:
+        add_body_prior(subject, body.vertices, seed, cfg)
+    return subject
+
+
+def add_body_prior(subject: Subject, anny_vertices: np.ndarray, seed: np.random.SeedSequence, cfg: SynthConfig) -> None:
+    """Fill ``subject.landmarks`` and ``subject.body_depths`` (see ``SynthConfig.body``). Its noise
+    comes from a stream of its own (the subject's seed + one more key), so the rest of a subject is
+    the same with and without the body prior."""
+    from .landmarks import fitted_body_maps, perturb, true_landmarks, view_landmarks
+
+    rng = np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=tuple(seed.spawn_key) + (7,)))
+    subject.landmarks = true_landmarks(anny_vertices)
+    out = np.full((len(subject.cameras), 2, cfg.res, cfg.res), np.inf, np.float32)
+    for k, cam in enumerate(subject.cameras):
+        if abs(np.rad2deg(np.arctan2(np.sin(cam.yaw), np.cos(cam.yaw)))) > cfg.body_max_yaw_deg + 1e-6:
+            continue
+        lm = perturb(view_landmarks(subject.landmarks, cam, cfg.res), rng, cfg.body_noise)
+        maps, _ = fitted_body_maps(lm, cfg.res)
+        on = maps[2] > 0
+        out[k, 0][on], out[k, 1][on] = maps[0][on], maps[1][on]
+    subject.body_depths = out
 
 
 def _concat(parts):
@@ -159,7 +193,9 @@ def write_shard(path: Path, subjects: List[Subject], seeds: List[int], cfg: Synt
     [S, P/8] packed bits, ``cameras`` float32 [S, V, 4, 4], ``crop_per_metre`` float32 [S, V],
     ``masks`` uint8 [S, V, R*R/8] packed bits, ``height`` float32 [S], ``index`` int64 [S];
     ``normals`` int8 [S, V, R, R, 3] (x127) when rendered; ``depths`` float16 [S, V, 2, R, R]
-    (front, back crop z; +inf off the person) when rendered; ``uniform_points``: how many of each
+    (front, back crop z; +inf off the person) when rendered; ``body_depths`` float16
+    [S, V, 2, R, R] (the fitted body's front and back crop z; +inf off it) and ``landmarks`` float32
+    [S, 33, 3] (true, world metres) with ``SynthConfig.body``; ``uniform_points``: how many of each
     subject's points (the last ones, as ``labels.sample_points`` orders them) are uniform in its
     bounding box rather than near the surface."""
     path = Path(path)
@@ -179,26 +215,55 @@ def write_shard(path: Path, subjects: List[Subject], seeds: List[int], cfg: Synt
         arr["normals"] = np.stack([np.round(s.normals * 127).astype(np.int8) for s in subjects])
     if cfg.depths and all(s.depths is not None for s in subjects):
         arr["depths"] = np.stack([s.depths for s in subjects]).astype(np.float16)
+    if cfg.body and all(s.body_depths is not None for s in subjects):
+        arr["body_depths"] = np.stack([s.body_depths for s in subjects]).astype(np.float16)
+        arr["landmarks"] = np.stack([s.landmarks for s in subjects]).astype(np.float32)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
     np.savez(tmp, **arr)
     os.replace(tmp, path)
 
 
+def _make_shard(root: Path, data_seed: int, s: int, per_shard: int, cfg: SynthConfig) -> Path:
+    path = shard_path(root, data_seed, s)
+    if not path.exists():
+        idx = [s * per_shard + k for k in range(per_shard)]
+        subs = [make_subject(subject_seed(data_seed, i), cfg) for i in idx]
+        write_shard(path, subs, idx, cfg)
+        log.info("wrote %s", path)
+    return path
+
+
+def _one_thread() -> None:
+    """A generation worker computes on one thread (the workers are the parallelism)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def generate_shards(root: Path, data_seed: int, first: int, count: int, per_shard: int = 16,
-                    cfg: SynthConfig = SynthConfig(), progress=None) -> List[Path]:
+                    cfg: SynthConfig = SynthConfig(), progress=None, workers: int = 1) -> List[Path]:
     """Write shards ``first .. first+count-1`` (subjects ``shard * per_shard + k``), skipping the
-    ones already on disk (so an interrupted run resumes). Returns the shard paths."""
-    out = []
-    for s in range(first, first + count):
-        path = shard_path(root, data_seed, s)
-        if not path.exists():
-            idx = [s * per_shard + k for k in range(per_shard)]
-            subs = [make_subject(subject_seed(data_seed, i), cfg) for i in idx]
-            write_shard(path, subs, idx, cfg)
-            log.info("wrote %s", path)
-        out.append(path)
-        if progress is not None:
-            progress(1)
+    ones already on disk (so an interrupted run resumes), in ``workers`` processes. Returns the
+    shard paths. A shard's content depends only on its subjects' seeds, never on the worker."""
+    shards = range(first, first + count)
+    if workers <= 1:
+        out = []
+        for s in shards:
+            out.append(_make_shard(root, data_seed, s, per_shard, cfg))
+            if progress is not None:
+                progress(1)
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: the workers must not inherit the parent's torch/OpenMP thread pools
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+        futures = [pool.submit(_make_shard, root, data_seed, s, per_shard, cfg) for s in shards]
+        out = []
+        for fut in futures:
+            out.append(fut.result())
+            if progress is not None:
+                progress(1)
     return out
 
 
