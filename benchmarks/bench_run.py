@@ -2,7 +2,7 @@
 of the product (decode, people, network, meshing, writing OBJ + mask + frame JPEG), as a user runs
 it. Script, not a test.
 
-    .venv/bin/python benchmarks/bench_run.py --resolution 128 256 --json benchmarks/results/run_embedded_cpu.json
+    .venv/bin/python benchmarks/bench_run.py --resolution 128 256 --json benchmarks/results/run_embedded_cpu_MACHINE.json
 
 The clip is ``../shared/media/carphone_pristine.mp4`` (176x144, 120 frames, head and shoulders)
 upscaled to 640x480 with bicubic interpolation and re-encoded (H.264), made once in a temp folder.

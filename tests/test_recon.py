@@ -125,7 +125,7 @@ def test_embedded_model_octree_equals_dense():
     iou = lambda p, q: (p & q).sum() / max((p | q).sum(), 1)  # noqa: E731
     assert iou(sil["fa"], sil["fb"]) >= 0.99
     # the fill adds silhouette and takes none away (how much it adds depends on the weights: +52
-    # pixels of 96^2 with session 5's, over 100 with the step-14460 ones)
+    # pixels of 96^2 with one set, over 100 with another)
     assert sil["fa"].sum() >= sil["a"].sum() + 20
     assert (sil["a"] & ~sil["fa"]).sum() <= 0.01 * sil["a"].sum()
 

@@ -22,7 +22,7 @@ frames). 16 MB it is. Set with ``mallopt`` at run time; a no-op where the C libr
 A high trim threshold (glibc). Fixing the mmap threshold also stops glibc's dynamic adjustment
 of the trim threshold, which then stays at 128 KB: whenever more than that is free at the top
 of a heap, glibc hands it back, and the next frame's blocks fault the same pages in again. The
-threshold is now fixed at 1 GB and the heap grows 64 MB at a time. Measured in session 12 on a
+threshold is therefore fixed at 1 GB and the heap grows 64 MB at a time. Measured (2026-12-02) on a
 2-core AMD EPYC (Zen 5) with ``benchmarks/bench_run.py``, the embedded model, three back-to-back
 pairs at 128: 9.53 / 8.23 / 8.24 -> 10.19 / 8.73 / 9.79 fps, system CPU 34-39 -> 18-22 ms a frame;
 at 256: 2.57 -> 3.23 fps, 155 -> 55 ms; peak RSS +30-60 MB.

@@ -39,7 +39,7 @@ def _stats(xs) -> dict:
 
 
 def fixture_query_fn(shared_dir: str, device="cpu") -> Callable:
-    """query_fn of the issue-2 fixture PIFuHD model on its own input (needs streamrecon.api)."""
+    """query_fn of the fixture PIFuHD model (``pifuhd_small``) on its own input (needs streamrecon.api)."""
     from pathlib import Path
 
     import cv2

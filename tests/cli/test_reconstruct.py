@@ -121,7 +121,7 @@ def test_cli_inline_rect_and_help():
 
 
 def test_default_method_uses_the_fast_reconstruction_when_present():
-    pytest.importorskip("streamrecon.recon", reason="fast reconstruction (issue 3) not in this build")
+    pytest.importorskip("streamrecon.recon", reason="fast reconstruction (streamrecon.recon) not in this build")
     ref = streamrecon.reconstruct_image(np.zeros((60, 80, 3), np.uint8), rect=(10, -20, 100, 100), model=_Ball(),
                                         resolution=64, method="reference")
     fast = streamrecon.reconstruct_image(np.zeros((60, 80, 3), np.uint8), rect=(10, -20, 100, 100), model=_Ball(),

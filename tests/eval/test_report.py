@@ -238,7 +238,7 @@ def test_fast_obj_reader_declines_interleaved_files(tmp_path):
 
     p = tmp_path / "mixed.obj"
     p.write_text("v 0 0 0\nv 1 0 0\nf 1 2 3\nv 1 1 0\nf 1 3 2")
-    assert read_obj_fast(p) is None  # a v line after the faces began: not meshio's layout
+    assert read_obj_fast(p) is None  # a v line after the faces began: not mesh.io's layout
     assert np.array_equal(read_mesh(p, "image").faces, [[0, 1, 2], [0, 2, 1]])
     p.write_text("v 0 0 0\nvn 0 0 1\nv 1 0 0\nv 1 1 0\nf 1 2 3\n")
     assert read_obj_fast(p) is None

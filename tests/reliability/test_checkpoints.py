@@ -1,6 +1,6 @@
 """Damaged checkpoints (gap left by tests/models/test_checkpoint.py): random byte corruption of the
 fixture's pickle/storage-table region either still loads or is a one-line CheckpointError — torch's
-own AssertionError from a damaged legacy storage table used to escape as a traceback."""
+own AssertionError from a damaged legacy storage table included, never a traceback."""
 import subprocess
 import sys
 

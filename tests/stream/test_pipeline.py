@@ -146,7 +146,7 @@ def test_ctrl_c_stops_within_two_seconds():
 
 
 def test_sphere_model_drives_real_reconstruction_when_available():
-    """The analytic test model through issue 3's mesher: the mesh is the disc's sphere."""
+    """The analytic test model through the octree mesher (streamrecon.recon): the mesh is the disc's sphere."""
     recon = pytest.importorskip("streamrecon.recon", reason="streamrecon.recon not in this build")
     from streamrecon.testing.sources import disc_image
     from streamrecon.testing.sphere_model import SphereModel

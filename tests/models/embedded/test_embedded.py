@@ -298,7 +298,7 @@ def test_eval_cleanup_settings_use_the_product_path():
 def test_compiled_encoder_matches_eager(backend, tmp_path):
     """The embedded model's encoder through a compiled backend (ONNX Runtime on CPU) gives the
     eager features within 5e-4 (values up to ~5; 2e-4 seen) and the occupancy within 2e-4 (4e-5
-    seen with the session-5 weights, 1.0e-4 at one point of 4000 with session 6's): different
+    seen with one set of weights, 1.0e-4 at one point of 4000 with the shipped ones): different
     convolution kernels reorder sums. The engine is cached and reused."""
     pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
     from streamrecon.backends import BackendConfig

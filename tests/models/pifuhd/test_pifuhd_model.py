@@ -158,7 +158,7 @@ def test_mesh_res128_matches_reference(model, features):
     # The reference's octree query counts: the dense first step exactly; the refinement within
     # 0.01%. Which cells get refined compares float32 values with a threshold, and the network's
     # sums round differently between CPU kernels: 501295 on the reference and on AVX-512 machines,
-    # 501305 on an AVX2-only EPYC (session 11), with the same mesh (asserted above).
+    # 501305 on an AVX2-only EPYC, with the same mesh (asserted above).
     first, refined = mesh.meta["points_per_step"]
     assert first == 262144 and abs(refined - 501295) <= 1e-4 * 501295
 
