@@ -78,7 +78,7 @@ class ReconConfig:
     evaluator too"""
     level: Optional[float] = None
     """iso level of the surface (occupancy > level is inside); None: the model's own
-    (``model_api.surface_level``: 0.5, the embedded weights may ask for another, chosen on held-out
+    (``models.protocol.surface_level``: 0.5, the embedded weights may ask for another, chosen on held-out
     people). Overrides ``octree.level``."""
     silhouette_fill: bool = True
     """with a person mask: give every grid column under the mask a surface at the network's most
@@ -182,17 +182,20 @@ class PersonGrid:
 
 
 def evaluate_person(model: ImplicitModel, image: np.ndarray, rect, mask: Optional[np.ndarray] = None,
-                    cfg: ReconConfig = ReconConfig()) -> PersonGrid:
-    """The network half of ``reconstruct_person``: one ``encode``, then ``query`` over the grid."""
+                    cfg: ReconConfig = ReconConfig(), body=None) -> PersonGrid:
+    """The network half of ``reconstruct_person``: one ``encode`` (with the person's fitted
+    ``body``, a ``BodyFit``, for a model that reads it), then ``query`` over the grid."""
     import torch
 
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         desc = f"{image.dtype} {list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(f"image: expected uint8 [H, W, 3] RGB, got {desc}")
+    from .models.protocol import encode_person
+
     cfg = for_model(cfg, model)
     t0 = time.perf_counter()
     with torch.inference_mode():
-        features = model.encode(image, tuple(rect), mask)
+        features = encode_person(model, image, tuple(rect), mask, body)
     t1 = time.perf_counter()
 
     def query_fn(points):
@@ -223,10 +226,10 @@ def mesh_person(pg: PersonGrid) -> Mesh:
 
 
 def reconstruct_person(model: ImplicitModel, image: np.ndarray, rect, mask: Optional[np.ndarray] = None,
-                       cfg: ReconConfig = ReconConfig()) -> Mesh:
+                       cfg: ReconConfig = ReconConfig(), body=None) -> Mesh:
     """Mesh of the person in the square crop ``rect`` (x, y, w, h, frame pixels) of ``image``
     (uint8 [H, W, 3] RGB) with ``model``: one ``encode``, then ``query`` over the grid, then
     marching cubes and cleanup (``evaluate_person`` then ``mesh_person``, which a streaming run
     may put on two threads). Frame per ``cfg.frame`` (``crop`` by default); faces counter-
     clockwise seen from outside."""
-    return mesh_person(evaluate_person(model, image, rect, mask, cfg))
+    return mesh_person(evaluate_person(model, image, rect, mask, cfg, body))

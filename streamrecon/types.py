@@ -51,7 +51,11 @@ class Frame:
 class PersonCrop:
     """A person found in a frame. ``rect`` (x, y, w, h) in frame pixels, square for PIFuHD;
     ``mask``: [H, W] bool person mask in *frame* pixels, or None; ``keypoints``: [K, 3]
-    (x, y, confidence) in frame pixels, or None; ``person_id``: stable across frames."""
+    (x, y, confidence) in frame pixels, or None; ``person_id``: stable across frames;
+    ``world_landmarks``: [33, 3] float32 BlazePose world landmarks, or None: metres, origin midway
+    between the hips, x = image right, y = image down, z = away from the camera (the person's own
+    frame, not placed in the scene; ``streamrecon.body.landmarks``); ``body``: the person's fitted
+    body (``streamrecon.body.fit.BodyFit``: its vertices in frame pixels, z depth pixels), or None."""
 
     person_id: int
     rect: tuple
@@ -59,6 +63,8 @@ class PersonCrop:
     keypoints: Optional[np.ndarray] = None
     score: float = 1.0
     meta: dict = field(default_factory=dict)
+    world_landmarks: Optional[np.ndarray] = None
+    body: Optional[Any] = None
 
     def __post_init__(self) -> None:
         if len(self.rect) != 4:
@@ -69,6 +75,14 @@ class PersonCrop:
         self.rect = (x, y, w, h)
         if self.mask is not None and (self.mask.ndim != 2 or self.mask.dtype != np.bool_):
             raise ValueError(f"PersonCrop.mask: expected bool [H, W], got {self.mask.dtype} {list(self.mask.shape)}")
+        if self.world_landmarks is not None:
+            w = self.world_landmarks
+            if not isinstance(w, np.ndarray) or w.shape != (33, 3) or w.dtype.kind != "f":
+                desc = f"{w.dtype} {list(w.shape)}" if isinstance(w, np.ndarray) else type(w).__name__
+                raise ValueError(f"PersonCrop.world_landmarks: expected float [33, 3] (metres), got {desc}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError("PersonCrop.world_landmarks: contains non-finite values")
+            self.world_landmarks = np.ascontiguousarray(w, dtype=np.float32)
 
 
 FRAMES = ("crop", "image")
@@ -146,12 +160,14 @@ class FrameResult:
 
 @dataclass
 class FoundPeople:
-    """What the people step hands to the reconstruction step: the frame, its crops and the
-    seconds finding them took (``people_s``)."""
+    """What the people step hands to the reconstruction step: the frame, its crops (with their
+    fitted bodies), the seconds the step took (``people_s``) and of it the body fits' (``body_s``,
+    None when no body was fitted)."""
 
     frame: Frame
     crops: List[PersonCrop]
     people_s: float
+    body_s: Optional[float] = None
 
 
 @dataclass

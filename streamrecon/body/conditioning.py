@@ -64,6 +64,20 @@ def body_maps(fit: BodyFit, faces: np.ndarray, rect, size: int) -> BodyMaps:
     return maps_from_crop_vertices(body_in_crop(fit.vertices, rect), faces, size)
 
 
+def mirrored(fit: BodyFit, width: float) -> BodyFit:
+    """``fit`` in the left-right mirrored frame of ``width`` pixels (x -> width - x of its
+    vertices, landmarks and joints; enough for its maps, which do not read the pose parameters)."""
+    import dataclasses
+
+    def flip(p: np.ndarray) -> np.ndarray:
+        q = p.copy()
+        q[:, 0] = width - q[:, 0]
+        return q
+
+    return dataclasses.replace(fit, vertices=flip(fit.vertices), landmarks=flip(fit.landmarks), joints=flip(fit.joints),
+                               tx=float(width - fit.tx))
+
+
 def empty_maps(size: int) -> BodyMaps:
     """No body (a person the fitter could not fit): all three maps zero."""
     z = np.zeros((size, size), np.float32)

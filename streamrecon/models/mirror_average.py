@@ -42,23 +42,38 @@ class MirrorAveraged:
             raise AttributeError(name)
         return getattr(self.base, name)
 
-    def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None) -> Any:
+    def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None, body: Any = None) -> Any:
+        """Features of the person and of their mirror image (the fitted ``body`` mirrored with the
+        frame, for a base that reads one)."""
+        from .protocol import encode_person
+
         prepare = getattr(self.base, "prepare_rect", None)  # PIFuHD crops at integer pixels:
         if prepare is not None:  # mirror the rect it really uses, or the crops drift by a pixel
             rect = prepare(rect)
+        width = image.shape[1]
         flipped = np.ascontiguousarray(image[:, ::-1])
         fmask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
-        return (self.base.encode(image, rect, mask), self.base.encode(flipped, mirror_rect(rect, image.shape[1]), fmask))
+        fbody = None
+        if body is not None and getattr(self.base, "reads_body", False):
+            from ..body.conditioning import mirrored
+
+            fbody = mirrored(body, width)
+        return (encode_person(self.base, image, rect, mask, body),
+                encode_person(self.base, flipped, mirror_rect(rect, width), fmask, fbody))
 
     def encode_crop(self, mask_crop: np.ndarray, *args: Any, **kwargs: Any) -> Any:
         """For models with ``encode_crop`` (the embedded model; evaluation): every crop-shaped
-        array argument ([R, R] or [R, R, C]) is flipped along its columns for the second view."""
+        array argument ([R, R] or [R, R, C]; ``body_maps`` [C, R, R]) is flipped along its columns
+        for the second view (the body's depths do not change in a mirror)."""
 
-        def flip(a: Any) -> Any:
-            return np.ascontiguousarray(a[:, ::-1]) if isinstance(a, np.ndarray) and a.ndim >= 2 else a
+        def flip(a: Any, channels_first: bool = False) -> Any:
+            if not (isinstance(a, np.ndarray) and a.ndim >= 2):
+                return a
+            return np.ascontiguousarray(a[..., ::-1] if channels_first else a[:, ::-1])
 
         return (self.base.encode_crop(mask_crop, *args, **kwargs),
-                self.base.encode_crop(flip(mask_crop), *(flip(a) for a in args), **{k: flip(v) for k, v in kwargs.items()}))
+                self.base.encode_crop(flip(mask_crop), *(flip(a) for a in args),
+                                      **{k: flip(v, k == "body_maps") for k, v in kwargs.items()}))
 
     def query(self, features: Any, points: Any) -> Any:
         direct, mirrored = features

@@ -25,6 +25,9 @@ class ImplicitModel(Protocol):
       independent: the result does not depend on how a caller chunks them.
     - optional ``iso_level`` (float): the occupancy level of the model's surface when the caller
       does not set one (``ReconConfig.level``); 0.5 when absent (``surface_level``).
+    - optional ``reads_body`` (bool): the model also reads the person's fitted body; its ``encode``
+      then takes ``body=`` (a ``streamrecon.body.fit.BodyFit`` in frame pixels, or None when the
+      person has none). ``encode_person`` passes it to such models only.
     """
 
     name: str
@@ -33,6 +36,13 @@ class ImplicitModel(Protocol):
     def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None) -> Any: ...
 
     def query(self, features: Any, points: Any) -> Any: ...
+
+
+def encode_person(model: Any, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None, body: Any = None) -> Any:
+    """``model.encode`` of one person, with their fitted ``body`` when the model reads one."""
+    if getattr(model, "reads_body", False):
+        return model.encode(image, rect, mask, body=body)
+    return model.encode(image, rect, mask)
 
 
 def surface_level(model: Any) -> float:

@@ -62,15 +62,30 @@ class EvalConfig:
     max_yaw_deg: float = 90.0
     """held-out views turn the person by a yaw uniform in [-max, max] degrees (the embedded model
     assumes people face the camera within 90 degrees: see docs/embedded_model.md)"""
+    body: str = "fitted"
+    """the body given to weights that read one: ``fitted`` (the product's fitter on BlazePose's
+    landmarks of a shaded colour render of the view where BlazePose finds the pose, else on the
+    true landmarks with the measured detector noise, ``synth.landmarks``), ``true`` (the
+    subject's own body: an upper bound) or ``none``"""
     cache: Optional[str] = None
     """cache root (default ~/.cache/streamrecon)"""
 
     def __post_init__(self) -> None:
         if self.cleanup not in CLEANUPS:
             raise ValueError(f"cleanup: expected one of {CLEANUPS}, got {self.cleanup!r}")
+        if self.body not in BODIES:
+            raise ValueError(f"body: expected one of {BODIES}, got {self.body!r}")
 
 
 CLEANUPS = ("product", "largest", "none")
+BODIES = ("fitted", "true", "none")
+BODY_RENDER_RES = 512
+"""pixels across the shaded render BlazePose is run on"""
+POSE_FOUND_PCT = 5.0
+"""BlazePose "finds the pose" of a render when its keypoints lie within this median distance (% of
+body height) of the true ones; otherwise (no detection, left and right swapped, another pose)
+the fit starts from the noisy true landmarks instead"""
+BODY_CACHE_VERSION = 1
 
 
 def heldout_dir(cfg: EvalConfig) -> Path:
@@ -97,6 +112,86 @@ def load_heldout(cfg: EvalConfig, index: int) -> Dict[str, np.ndarray]:
     np.savez(tmp, **d)
     tmp.replace(path)
     return d
+
+
+def heldout_body(cfg: EvalConfig, index: int) -> Dict[str, np.ndarray]:
+    """The body inputs of held-out subject ``index``'s view (cached beside it): ``body_vertices``
+    [V, 3] its undressed body in the view's crop frame (the body model's vertices), ``keypoints``
+    / ``world`` [33, 3] its true landmarks as a detector reports them (pixels of the
+    ``mask_res`` crop; metres), ``height_px``, and BlazePose's answer on a shaded colour render
+    of the view at ``BODY_RENDER_RES``: ``bp_found``, ``bp_ok`` (``POSE_FOUND_PCT``),
+    ``bp_keypoints`` (mask_res pixels) and ``bp_world`` (zeros when not found)."""
+    path = heldout_dir(cfg) / f"subject_{index:04d}_r{cfg.mask_res}_y{cfg.max_yaw_deg:g}_body_v{BODY_CACHE_VERSION}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    from .synth import generate as g
+    from .synth.landmarks import view_landmarks
+
+    s = g.heldout_subject(cfg.data_seed, index, g.SynthConfig(res=cfg.mask_res, views=1, points=16, max_yaw_deg=cfg.max_yaw_deg,
+                                                                cache=cfg.cache, body=True))
+    cam = s.cameras[0]
+    lm = view_landmarks(s.landmarks, cam, cfg.mask_res)
+    bp = _blazepose_on_render(s, index, cfg)
+    d = {"body_vertices": cam.apply(s.body_vertices.astype(np.float64)).astype(np.float32),
+         "keypoints": lm.keypoints, "world": lm.world, "height_px": np.float64(lm.height_px),
+         "bp_found": np.bool_(bp is not None), "bp_ok": np.bool_(False),
+         "bp_keypoints": np.zeros((33, 3)), "bp_world": np.zeros((33, 3))}
+    if bp is not None:
+        kp = bp[0].astype(np.float64).copy()
+        kp[:, :2] *= cfg.mask_res / BODY_RENDER_RES
+        err = np.median(np.linalg.norm(kp[:, :2] - lm.keypoints[:, :2], axis=1)) / max(lm.height_px, 1.0) * 100
+        d.update(bp_ok=np.bool_(err < POSE_FOUND_PCT), bp_keypoints=kp, bp_world=bp[1].astype(np.float64))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **d)
+    tmp.replace(path)
+    return d
+
+
+def _blazepose_on_render(s, index: int, cfg: EvalConfig):
+    """(keypoints [33, 3] render pixels, world landmarks [33, 3]) of BlazePose (the product's person
+    finder) on a Lambert-shaded render of subject ``s``'s view with random skin and garment
+    colours on a plain random background (seeded by ``index``), or None when it finds no one."""
+    from ..people import PeopleConfig, PeopleFinder
+    from ..types import Frame
+    from .synth import generate as g
+    from .synth.render import render, shade
+
+    rng = np.random.default_rng(np.random.SeedSequence(cfg.data_seed, spawn_key=(3, index)))
+    v, f = g.to_crop(s.cameras[0], s.vertices, s.faces)
+    counts = s.meta.get("part_faces") or [len(f)]
+    colours = [rng.uniform([0.35, 0.25, 0.2], [0.95, 0.8, 0.7])] + [rng.uniform(0.05, 0.95, 3) for _ in counts[1:]]
+    albedo = np.concatenate([np.tile(c, (n, 1)) for c, n in zip(colours, counts)])
+    r = render(v, f, BODY_RENDER_RES)
+    img = np.where(r.mask[..., None], shade(r, albedo), rng.uniform(60, 200, 3).astype(np.uint8)).astype(np.uint8)
+    crops = PeopleFinder(PeopleConfig(max_people=1)).find(Frame(0, img, 0.0))
+    if not crops or crops[0].keypoints is None or crops[0].world_landmarks is None or len(crops[0].keypoints) != 33:
+        return None
+    return crops[0].keypoints, crops[0].world_landmarks
+
+
+def body_inputs(cfg: EvalConfig, index: int) -> tuple:
+    """(``BodyMaps`` stack [3, R, R] for ``cfg.body``, where the body came from): ``blazepose``,
+    ``noisy-landmarks``, ``true`` or ``none``."""
+    from ..body.conditioning import empty_maps, maps_from_crop_vertices
+    from .synth.landmarks import ViewLandmarks, _body, fitted_body_maps, perturb
+
+    res = cfg.mask_res
+    if cfg.body == "none":
+        return empty_maps(res).stack(), "none"
+    b = heldout_body(cfg, index)
+    if cfg.body == "true":
+        v = b["body_vertices"].astype(np.float64)
+        v[:, 2] -= v[:, 2].mean()
+        return maps_from_crop_vertices(v, _body().faces, res).stack(), "true"
+    if bool(b["bp_ok"]):
+        lm, source = ViewLandmarks(b["bp_keypoints"], b["bp_world"], float(b["height_px"])), "blazepose"
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence(cfg.data_seed, spawn_key=(4, index)))
+        lm = perturb(ViewLandmarks(b["keypoints"], b["world"], float(b["height_px"])), rng, swap_share=0.0)
+        source = "noisy-landmarks"
+    return fitted_body_maps(lm, res)[0], source
 
 
 SURFACE_CACHE_VERSION = 1  # bump when the ground-truth meshing (winding, octree, marching cubes) changes
@@ -281,6 +376,9 @@ def evaluate_model(model, cfg: EvalConfig = EvalConfig(), progress: Optional[Cal
         s = load_heldout(cfg, i)
         t0 = time.perf_counter()
         extra = {"shading": heldout_shading(s)} if _reads_shading(model) else {}
+        source = None
+        if getattr(model, "reads_body", False):
+            extra["body_maps"], source = body_inputs(cfg, i)
         feats = model.encode_crop(s["mask"].astype(np.float32), **extra)
         pv, pf = reconstruct_mesh(model, feats, cfg, s["mask"])
         t_rec = time.perf_counter() - t0
@@ -288,11 +386,17 @@ def evaluate_model(model, cfg: EvalConfig = EvalConfig(), progress: Optional[Cal
         row = {"subject": i, "height_m": float(s["height"]), "reconstruct_s": t_rec,
                **mesh_metrics(pv, pf, gv, gf, float(s["crop_per_metre"]), cfg.samples, rng),
                "silhouette_iou": silhouette_iou(pv, pf, s["mask"])}
+        if source is not None:
+            row["body_source"] = source
         rows.append(row)
         log.info("subject %d: %s", i, row)
         if progress is not None:
             progress(1)
-    return {"config": cfg.__dict__, **summarise(rows), "subjects": rows}
+    sources = {}
+    for r in rows:
+        if "body_source" in r:
+            sources[r["body_source"]] = sources.get(r["body_source"], 0) + 1
+    return {"config": cfg.__dict__, **summarise(rows), **({"body_sources": sources} if sources else {}), "subjects": rows}
 
 
 METRIC_KEYS = ("chamfer_cm", "p2s_cm", "normal_consistency", "silhouette_iou", "reconstruct_s")

@@ -6,13 +6,16 @@ File format (``torch.save``; safe to read with ``torch.load(weights_only=True)``
      "meta": JSON-able dict (training command, data seed, steps, metrics),
      "state_dict": {name: tensor}}
 
-Input handling in ``encode(image, rect, mask)``: the square ``rect`` (frame pixels, may extend
+Input handling in ``encode(image, rect, mask, body)``: the square ``rect`` (frame pixels, may extend
 beyond the frame; zero padding) is resampled to ``in_res`` x ``in_res`` so that pixel centres
 span the crop frame's [-1, 1] exactly (``align_corners=True``), as in training. The network reads
 the person mask (and RGB, and/or the shading channel, if its config says so: the shading
 channel is the crop's luminance normalised within the mask, ``photo_shading``). When ``mask`` is None we fall back to a GrabCut
 segmentation initialised with the central 80% of the rect as "probably person" (logged once):
 acceptable for a single well-framed person on a plain background, and a reason to pass a real mask.
+Weights with ``NetConfig.body`` (``reads_body``) also read the person's fitted body
+(``streamrecon.body.conditioning.body_maps`` of the ``BodyFit``, on the same pixel grid); a person
+without a fit gets empty body channels.
 """
 from __future__ import annotations
 
@@ -80,6 +83,19 @@ def photo_shading(rgb_crop: np.ndarray, mask_crop: np.ndarray) -> np.ndarray:
 _warned_grabcut = False
 
 
+def _body_faces() -> np.ndarray:
+    """The body model's triangles (its asset loads once)."""
+    global _BODY_FACES
+    if _BODY_FACES is None:
+        from ...body.model import load_asset
+
+        _BODY_FACES = load_asset().faces
+    return _BODY_FACES
+
+
+_BODY_FACES = None
+
+
 def grabcut_mask(rgb_crop: np.ndarray) -> np.ndarray:
     """Fallback person mask [R, R] float32 of a crop without one (GrabCut from a centred box)."""
     import cv2
@@ -125,18 +141,28 @@ class EmbeddedModel:
         self.net = net.to(self.device).eval()
         self.cfg = net.cfg
         self.meta = dict(meta or {})
-        # the weights' own iso level (``model_api.surface_level``), chosen on held-out people
+        # the weights' own iso level (``models.protocol.surface_level``), chosen on held-out people
         level = self.meta.get("iso_level")
         self.iso_level = float(level) if isinstance(level, (int, float)) and 0.0 < float(level) < 1.0 else None
         self._native_decoder = None  # set by compile(auto) on CPU: native_query.NativeDecoder
         self.decoder_backend = "torch"
 
-    def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None) -> EmbeddedFeatures:
-        import torch
+    @property
+    def reads_body(self) -> bool:
+        """These weights read the person's fitted body (``encode(..., body=fit)``)."""
+        return bool(self.cfg.body)
 
+    def encode(self, image: np.ndarray, rect: tuple, mask: Optional[np.ndarray] = None, body=None) -> EmbeddedFeatures:
+        """Features of the person in ``rect``; ``body``: their ``BodyFit`` (frame pixels) or None,
+        read by body weights only."""
         m, rgb = crop_inputs(image, rect, mask, self.cfg.in_res)
         shading = photo_shading(rgb, m) if self.cfg.shading else None
-        return self.encode_crop(m, rgb, shading)
+        maps = None
+        if self.cfg.body:
+            from ...body.conditioning import maybe_maps
+
+            maps = maybe_maps(body, _body_faces(), rect, self.cfg.in_res).stack()
+        return self.encode_crop(m, rgb, shading, maps)
 
     def _encode_tensor(self, x) -> EmbeddedFeatures:
         import torch
@@ -195,10 +221,12 @@ class EmbeddedModel:
         return self
 
     def encode_crop(self, mask_crop: np.ndarray, rgb_crop: Optional[np.ndarray] = None,
-                    shading: Optional[np.ndarray] = None) -> EmbeddedFeatures:
+                    shading: Optional[np.ndarray] = None, body_maps: Optional[np.ndarray] = None) -> EmbeddedFeatures:
         """Features from an already cropped mask [R, R] (crop frame pixel grid; used by evaluation),
-        with the RGB crop ([R, R, 3] in [-1, 1]) for ``rgb`` weights and the shading channel ([R, R],
-        ``embedded.shading``) for ``shading`` weights (from ``rgb_crop`` when not given)."""
+        with the RGB crop ([R, R, 3] in [-1, 1]) for ``rgb`` weights, the shading channel ([R, R],
+        ``embedded.shading``) for ``shading`` weights (from ``rgb_crop`` when not given) and the
+        body channels ([3, R, R], ``body.conditioning.BodyMaps.stack``; None = no body) for
+        ``body`` weights."""
         import torch
 
         chans = [mask_crop.astype(np.float32)[None]]
@@ -210,6 +238,8 @@ class EmbeddedModel:
                     raise ValueError("these weights read a shading channel: pass shading= or rgb_crop=")
                 shading = photo_shading(rgb_crop, mask_crop)
             chans.append(np.asarray(shading, np.float32)[None])
+        if self.cfg.body:
+            chans.append(np.zeros((3,) + mask_crop.shape, np.float32) if body_maps is None else np.asarray(body_maps, np.float32))
         x = torch.from_numpy(np.concatenate(chans, 0)[None]).to(self.device)
         return self._encode_tensor(x)
 

@@ -71,7 +71,9 @@ class Subject:
     ``depths`` [V, 2, R, R] float32 crop z of the front and back surface per pixel (+inf off the
     person) or None; ``body_depths`` [V, 2, R, R] float32 the fitted body's front and back crop z
     (+inf off the body and in views without a fit) or None; ``landmarks`` [33, 3] the body's true
-    BlazePose landmarks in world metres, or None."""
+    BlazePose landmarks in world metres, or None; ``body_vertices`` [V, 3] float32 the undressed
+    body in world metres on the body model's vertices (``body.model``; its faces), or None.
+    ``meta["part_faces"]``: faces of the body, then of each garment, in ``faces``' order."""
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -85,6 +87,7 @@ class Subject:
     depths: Optional[np.ndarray] = None
     body_depths: Optional[np.ndarray] = None
     landmarks: Optional[np.ndarray] = None
+    body_vertices: Optional[np.ndarray] = None
 
 
 def subject_seed(data_seed: int, index: int, split: int = TRAIN) -> np.random.SeedSequence:
@@ -146,7 +149,8 @@ def make_subject(seed: np.random.SeedSequence, cfg: SynthConfig = SynthConfig())
         if cfg.depths:
             depths.append(np.stack([r.depth, r.back_depth]))
     subject = Subject(verts, faces, pts, occ, cams, np.stack(masks), np.stack(normals) if cfg.normals else None,
-                      body.height, {"phenotype": pheno, "outfit": outfit.__dict__ if outfit else None},
+                      body.height, {"phenotype": pheno, "outfit": outfit.__dict__ if outfit else None,
+                                    "part_faces": [len(f) for _, f in parts]},
                       np.stack(depths) if cfg.depths else None)
     if cfg.body:
         add_body_prior(subject, body.vertices, seed, cfg)
@@ -159,8 +163,11 @@ def add_body_prior(subject: Subject, anny_vertices: np.ndarray, seed: np.random.
     the same with and without the body prior."""
     from .landmarks import fitted_body_maps, perturb, true_landmarks, view_landmarks
 
+    from .landmarks import body_vertices
+
     rng = np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=tuple(seed.spawn_key) + (7,)))
     subject.landmarks = true_landmarks(anny_vertices)
+    subject.body_vertices = body_vertices(anny_vertices)
     out = np.full((len(subject.cameras), 2, cfg.res, cfg.res), np.inf, np.float32)
     for k, cam in enumerate(subject.cameras):
         if abs(np.rad2deg(np.arctan2(np.sin(cam.yaw), np.cos(cam.yaw)))) > cfg.body_max_yaw_deg + 1e-6:

@@ -61,6 +61,12 @@ def _body():
     return BodyModel()
 
 
+def body_vertices(anny_vertices: np.ndarray) -> np.ndarray:
+    """[V, 3] float32 the body model's vertices (its faces: ``BodyModel.faces``) of a posed anny
+    body ([V_anny, 3], its full default mesh)."""
+    return np.asarray(anny_vertices, np.float32)[_body().asset.anny_vertex_index]
+
+
 def true_landmarks(anny_vertices: np.ndarray) -> np.ndarray:
     """[33, 3] BlazePose landmarks (world metres) of a posed anny body ([V_anny, 3], its full
     default mesh as ``synth.bodies`` makes it)."""
