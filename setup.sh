@@ -4,7 +4,9 @@
 #   ./setup.sh         what `streamrecon` needs
 #   ./setup.sh test    also the system packages the test suite uses when present (Xvfb + Mesa for
 #                      the viewer, Chromium for the report screenshot, Debian's labelme examples
-#                      for mask IoU); installed with apt-get when run as root, else skipped.
+#                      for mask IoU, opencv-doc's street clip for finding several people,
+#                      libzmq's headers for the reference C client); installed with apt-get when
+#                      run as root, else skipped.
 # Re-running is cheap: Python packages are reinstalled only when pyproject.toml, CMakeLists.txt,
 # native/ or this script change.
 set -euo pipefail
@@ -17,8 +19,12 @@ if [ "${1:-}" = "test" ]; then
   [ -e /usr/lib/x86_64-linux-gnu/dri ] || [ -e /usr/lib/aarch64-linux-gnu/dri ] || need+=(libgl1 libgl1-mesa-dri)
   command -v chromium >/dev/null || need+=(chromium)
   [ -d /usr/share/doc/labelme-examples ] || need+=(labelme-examples)
+  # OpenCV's example data: the street clip of several walkers (vtest.avi) for the people tests
+  [ -e /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || need+=(opencv-doc)
   # Open3D's wheel links libusb (the viewer tests import it)
   ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need+=(libusb-1.0-0)
+  # the reference C client of the mesh stream (examples/client.c) is built against libzmq
+  [ -e /usr/include/zmq.h ] || need+=(libzmq3-dev)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "setup: installing system packages for the tests: ${need[*]}" >&2

@@ -1,9 +1,16 @@
 """``streamrecon subscribe --connect ADDR --out DIR``: record a mesh stream to files
-(``DIR/meshes/frame_XXXXXX_pN.obj`` and one JSON line per message in ``DIR/messages.jsonl``)."""
+(``DIR/meshes/frame_XXXXXX_pN.obj`` and one JSON line per message in ``DIR/messages.jsonl``).
+Stops at the publisher's end of stream (exit 0), after ``--max-messages`` or ``--idle-timeout``
+(exit 0), or when a publisher it heard goes silent without an end of stream (exit 1: the end was
+missed). A file that cannot be written (a full disk) stops it with one line (exit 8); what was
+recorded before stays, each mesh listed in ``messages.jsonl``."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+
+LOST_EXIT = 1
 
 
 def register(subparsers) -> None:
@@ -21,57 +28,101 @@ def register(subparsers) -> None:
     p.set_defaults(func=main)
 
 
+class _Recording:
+    """``DIR/meshes/*`` and ``DIR/messages.jsonl``, written so that a failure (a full disk) leaves
+    every earlier mesh intact and listed: a mesh file is written whole (atomically) before its
+    line, and a line that cannot be written whole is cut off again, with its mesh file removed."""
+
+    def __init__(self, out, fmt: str) -> None:
+        from ..mesh.io import make_output_dir, output_error
+
+        self.out, self.fmt, self.count = out, fmt, 0
+        make_output_dir(out / "meshes")
+        self.log_path = out / "messages.jsonl"
+        try:
+            self._log = open(self.log_path, "ab", buffering=0)
+        except OSError as exc:
+            raise output_error(self.log_path, exc) from exc
+
+    def add(self, mesh, name: str, entry: dict) -> None:
+        import json
+        import os
+
+        from ..mesh.io import output_error, write_mesh
+
+        path = self.out / name
+        write_mesh(mesh, path, self.fmt)  # OutputError on failure, leaving nothing behind
+        line = (json.dumps(entry, allow_nan=False) + "\n").encode()
+        start = self._log.seek(0, os.SEEK_END)
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[self._log.write(view):]
+        except OSError as exc:
+            self._log.truncate(start)  # frees space: works on a full disk
+            os.unlink(path)
+            raise output_error(self.log_path, exc) from exc
+        self.count += 1
+
+    def close(self) -> None:
+        self._log.close()
+
+
 def main(args: argparse.Namespace) -> int:
-    import json
     import time
     from pathlib import Path
 
-    from ..errors import UserInputError
-    from ..mesh.io import write_mesh
+    from ..errors import OutputError, UserInputError
     from ..stream.run_writer import mesh_name
     from ..transport.subscriber import MeshSubscriber
 
-    if args.curve_keys:
-        from ..transport.curve import client_keys
-
-        client_keys(args.curve_keys)  # a key problem is reported before the folder is made
+    if args.max_messages is not None and args.max_messages < 1:
+        raise UserInputError(f"--max-messages: expected a count >= 1, got {args.max_messages}")
+    if args.idle_timeout is not None and not (math.isfinite(args.idle_timeout) and args.idle_timeout > 0):
+        raise UserInputError(f"--idle-timeout: expected seconds > 0, got {args.idle_timeout}")
     out = Path(args.out)
-    try:
-        (out / "meshes").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserInputError(f"--out: cannot create {str(out)!r}: {exc.strerror}") from None
-    n = 0
     latencies = []
     interrupted = False
     reason = "idle timeout"
-    with MeshSubscriber(args.connect, curve_keys=args.curve_keys) as sub, open(out / "messages.jsonl", "a", encoding="utf-8") as log_file:
+    lost = False
+    # the address and the keys are checked (one line) before the folder is made
+    with MeshSubscriber(args.connect, curve_keys=args.curve_keys) as sub:
+        rec = _Recording(out, args.format)
         try:
-            while args.max_messages is None or n < args.max_messages:
+            while args.max_messages is None or rec.count < args.max_messages:
                 msg = (sub.recv_latest if args.latest else sub.recv)(args.idle_timeout)
                 if msg is None:
+                    lost = sub.lost
+                    if lost:
+                        reason = "the publisher went silent without an end of stream: its end was missed"
+                    elif not sub.received and sub.connection_state() != "connected":
+                        reason = f"idle timeout; {sub.connection_state()} at {args.connect}"
                     break
                 if msg.header.is_end:
                     reason = "end of stream"
                     break
                 h = msg.header
                 name = mesh_name(h.frame_index, h.person_id, args.format)
-                write_mesh(msg.mesh, out / name, args.format)
                 lat = sub.latency(msg)
+                try:
+                    rec.add(msg.mesh, name, {
+                        "seq": h.seq, "frame": h.frame_index, "person": h.person_id, "file": name,
+                        "vertices": h.num_vertices, "faces": h.num_faces, "coord_frame": h.coord_frame,
+                        "rect": list(h.rect) if h.rect else None, "capture_time": h.capture_time,
+                        "publish_time": h.publish_time, "receive_time": time.time(), "latency_s": lat})
+                except OutputError as exc:
+                    raise OutputError(f"subscribe: {exc}; the {rec.count} mesh(es) received before are intact in "
+                                      f"{out} and listed in messages.jsonl", errno=exc.errno, path=exc.path) from None
                 latencies.append(lat)
-                log_file.write(json.dumps({
-                    "seq": h.seq, "frame": h.frame_index, "person": h.person_id, "file": name,
-                    "vertices": h.num_vertices, "faces": h.num_faces, "coord_frame": h.coord_frame,
-                    "rect": list(h.rect) if h.rect else None, "capture_time": h.capture_time,
-                    "publish_time": h.publish_time, "receive_time": time.time(), "latency_s": lat}) + "\n")
-                log_file.flush()
-                n += 1
             else:
                 reason = "max messages"
         except KeyboardInterrupt:
             interrupted = True
             reason = "interrupted"
+        finally:
+            rec.close()
         lat_ms = sorted(x * 1e3 for x in latencies)
         p50 = lat_ms[len(lat_ms) // 2] if lat_ms else 0.0
-        print(f"received {n} meshes ({reason}); missed {sub.missed}, skipped {sub.skipped}, "
+        print(f"received {rec.count} meshes ({reason}); missed {sub.missed}, skipped {sub.skipped}, "
               f"rejected {sub.rejected}; latency p50 {p50:.1f} ms", file=sys.stderr)
-    return 130 if interrupted else 0
+    return 130 if interrupted else LOST_EXIT if lost else 0

@@ -1,2 +1,2 @@
 """The mesh stream over ZeroMQ: the wire format (``wire``, docs/protocol.md), the publisher and
-the subscriber, CURVE keys (``curve``)."""
+the subscriber, the addresses they accept (``address``), CURVE keys (``curve``)."""

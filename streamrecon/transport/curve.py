@@ -9,7 +9,8 @@ A key folder made by ``streamrecon keys generate DIR`` holds::
 The publisher (``--curve-keys DIR``) needs ``server.key_secret`` and ``authorized_clients/``;
 a subscriber (``--curve-keys DIR``) needs ``client.key_secret`` and ``server.key``. Copy only
 those to each machine. A subscriber without a key, or with a key that is not in
-``authorized_clients/``, is refused during the handshake and receives nothing. Secret files are
+``authorized_clients/``, is refused during the handshake and receives nothing. Every key file is
+checked before the socket binds (a malformed one is a one-line error naming it). Secret files are
 written mode 0600. Torch-free; ``zmq`` is imported inside the functions.
 """
 from __future__ import annotations
@@ -64,17 +65,34 @@ def generate(key_dir: str, force: bool = False) -> dict:
 
 
 def _load(path: Path, secret: bool) -> Tuple[bytes, bytes]:
+    """(public, secret) keys of the certificate ``path`` (secret b"" when absent and not needed),
+    each checked to be a 40-character Z85 key (32 bytes); ``UserInputError`` naming the file."""
     import zmq.auth
 
     if not path.is_file():
         raise UserInputError(f"--curve-keys: {path} not found; make keys with 'streamrecon keys generate DIR'")
     try:
         public, sec = zmq.auth.load_certificate(path)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise UserInputError(f"--curve-keys: {path} is not a ZeroMQ certificate ({exc})") from None
     if secret and not sec:
         raise UserInputError(f"--curve-keys: {path} holds no secret key")
+    for name, key in (("public-key", public), ("secret-key", sec)):
+        if key and not _is_z85_key(key):
+            raise UserInputError(f"--curve-keys: {path}: its {name} is not a CURVE key (40 Z85 characters); "
+                                 "make keys with 'streamrecon keys generate DIR'")
     return public, sec or b""
+
+
+def _is_z85_key(key: bytes) -> bool:
+    from zmq.utils import z85
+
+    if len(key) != 40:
+        return False
+    try:
+        return len(z85.decode(key)) == 32
+    except (KeyError, ValueError, TypeError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -97,8 +115,11 @@ def server_keys(key_dir: str) -> ServerKeys:
     root = Path(key_dir)
     public, secret = _load(root / f"{SERVER}.key_secret", secret=True)
     auth = root / AUTHORIZED
-    if not auth.is_dir() or not any(p.suffix == ".key" for p in auth.iterdir()):
+    clients = sorted(p for p in auth.iterdir() if p.suffix == ".key") if auth.is_dir() else []
+    if not clients:
         raise UserInputError(f"--curve-keys: {auth} holds no client public keys (*.key); no subscriber could connect")
+    for p in clients:  # pyzmq's ZAP handler would only log a bad one and refuse that client
+        _load(p, secret=False)
     return ServerKeys(public, secret, str(auth))
 
 

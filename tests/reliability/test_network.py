@@ -1,6 +1,10 @@
-"""Network security: CURVE authentication on loopback (the right key gets meshes, a wrong or
-missing key gets nothing), key generation, one-line key errors, the bind warning; the decoder
-against mutated valid messages (only ProtocolError, nothing allocated beyond the message)."""
+"""Network security and the subscriber's hostile conditions: CURVE authentication on loopback (the
+right key gets meshes, a wrong or missing key gets nothing, a refused client is told apart from no
+publisher), key generation, one-line key errors (a malformed authorised key before binding), the
+bind warning; the decoder against mutated valid messages (only ProtocolError, nothing allocated
+beyond the message); ``subscribe`` on a disk that fills (one line, what was written before intact
+and listed)."""
+import json
 import logging
 import os
 import socket
@@ -171,3 +175,207 @@ def test_lying_header_allocates_nothing_before_refusal():
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20
+
+
+# ---- key files checked before binding; refused versus no publisher ---------------------------
+@pytest.mark.parametrize("content", ['metadata\ncurve\n    public-key = "not a key"\n', "garbage\n",
+                                     'curve\n    public-key = "' + "~" * 40 + '"\n'])
+def test_malformed_authorized_key_is_one_line_before_binding(tmp_path, content):
+    d = tmp_path / "k"
+    generate(str(d))
+    (d / "authorized_clients" / "laptop.key").write_text(content)
+    port = free_port()
+    with pytest.raises(UserInputError, match="laptop.key"):
+        MeshPublisher(f"tcp://127.0.0.1:{port}", curve_keys=str(d))
+    r = subprocess.run([sys.executable, "-m", "streamrecon.cli", "run", "synthetic:frames=3", "--model", "synthetic",
+                        "--out", str(tmp_path / "run"), "--publish", f"tcp://127.0.0.1:{port}", "--curve-keys", str(d)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("streamrecon: error: --curve-keys:"), r.stderr
+    assert "laptop.key" in lines[0] and "Traceback" not in r.stderr
+    with socket.socket() as s:  # never bound
+        s.bind(("127.0.0.1", port))
+
+
+def test_refused_client_is_told_apart_from_no_publisher(tmp_path):
+    keys, rogue = tmp_path / "keys", tmp_path / "rogue"
+    generate(str(keys))
+    generate(str(rogue))
+    (rogue / "server.key").write_bytes((keys / "server.key").read_bytes())
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    nobody = MeshSubscriber(f"tcp://127.0.0.1:{free_port()}")
+    pub = MeshPublisher(addr, curve_keys=str(keys))
+    bad = MeshSubscriber(addr, curve_keys=str(rogue))
+    plain = MeshSubscriber(addr)
+    good = MeshSubscriber(addr, curve_keys=str(keys))
+    try:
+        assert pub.wait_for_subscribers(1, 10)
+        assert good.recv(timeout=2) is None and good.heartbeats >= 1  # an admitted client hears heartbeats
+        for s in (bad, plain, nobody):
+            assert s.recv(timeout=0.5) is None and s.heartbeats == 0
+        assert good.connection_state() == "connected"
+        assert bad.connection_state() == "refused by the publisher (CURVE key not authorised)"
+        assert plain.connection_state().startswith("handshake failed")
+        assert nobody.connection_state() == "no publisher answered"
+    finally:
+        for s in (good, bad, plain, nobody):
+            s.close()
+        pub.close()
+    r = subprocess.run([sys.executable, "-m", "streamrecon.cli", "subscribe", "--connect", f"tcp://127.0.0.1:{free_port()}",
+                        "--out", str(tmp_path / "rec"), "--idle-timeout", "0.5"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "received 0 meshes (idle timeout; no publisher answered at tcp://127.0.0.1:" in r.stderr
+
+
+# ---- subscribe on a full disk ----------------------------------------------------------------
+SUB_CLI = [sys.executable, "-m", "streamrecon.cli", "subscribe"]
+
+
+def _record_until_it_stops(argv, addr, meshes, env=None):
+    """Run ``subscribe`` (``argv``) against a publisher of ``meshes`` (frame i = meshes[i]) until it
+    exits; (returncode, stderr)."""
+    pub = MeshPublisher(addr)
+    proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert pub.wait_for_subscribers(1, 60)
+        time.sleep(0.2)
+        for i, m in enumerate(meshes):
+            if proc.poll() is not None:
+                break
+            pub.send_mesh(m, frame_index=i)
+            time.sleep(0.05)
+        pub.end(len(meshes))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        pub.close()
+    return proc.returncode, err
+
+
+def _check_recording(rec, meshes, line):
+    """Every line of messages.jsonl is strict JSON naming a mesh file equal to the one sent; no
+    other mesh or temp file; the error line counts them."""
+    from streamrecon.mesh.io import obj_bytes
+
+    entries = [json.loads(x, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+               for x in (rec / "messages.jsonl").read_text().splitlines()]
+    assert entries and f"the {len(entries)} mesh(es) received before are intact" in line
+    for e in entries:
+        assert (rec / e["file"]).read_bytes() == obj_bytes(meshes[e["frame"]])
+    assert sorted(p.name for p in (rec / "meshes").iterdir()) == sorted(e["file"].split("/")[-1] for e in entries)
+
+
+def _meshes(n=60):
+    from streamrecon.testing.sphere_model import uv_sphere
+
+    v, f = uv_sphere(30, 60)
+    return [Mesh(v * (i + 1), f, frame="image") for i in range(n)]
+
+
+def test_subscribe_on_a_full_disk_stops_in_one_line_keeping_what_it_wrote(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (the fault-injected twin of this test runs anyway)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()})")
+    try:
+        meshes = _meshes()  # ~100 KB of OBJ each: the disk fills after about ten
+        addr = f"tcp://127.0.0.1:{free_port()}"
+        code, err = _record_until_it_stops([*SUB_CLI, "--connect", addr, "--out", str(disk / "rec")], addr, meshes)
+        lines = err.strip().splitlines()
+        assert code == 8 and len(lines) == 1 and lines[0].startswith("streamrecon: error: subscribe: cannot write"), err
+        assert "no space left on the device" in lines[0]
+        _check_recording(disk / "rec", meshes, lines[0])
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+INJECT = """
+import errno, sys
+from streamrecon.cli import subscribe
+
+class FullAfter:  # messages.jsonl on a disk that fills after a few lines: part of a line, then ENOSPC
+    def __init__(self, f, lines):
+        self.f, self.lines = f, lines
+    def write(self, b):
+        if self.lines == 0:
+            self.f.write(bytes(b[: len(b) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.lines -= 1
+        return self.f.write(b)
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+init = subscribe._Recording.__init__
+def patched(self, *a):
+    init(self, *a)
+    self._log = FullAfter(self._log, 3)
+subscribe._Recording.__init__ = patched
+from streamrecon.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_subscribe_disk_full_fault_injected_cuts_the_half_written_line(tmp_path):
+    meshes = _meshes(20)
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    rec = tmp_path / "rec"
+    code, err = _record_until_it_stops([sys.executable, "-c", INJECT, "subscribe", "--connect", addr, "--out", str(rec)],
+                                       addr, meshes)
+    lines = err.strip().splitlines()
+    assert code == 8 and len(lines) == 1 and "messages.jsonl: no space left on the device" in lines[0], err
+    _check_recording(rec, meshes, lines[0])
+    assert len((rec / "messages.jsonl").read_text().splitlines()) == 3 and (rec / "messages.jsonl").read_text().endswith("\n")
+
+
+def test_non_finite_values_never_reach_messages_jsonl_or_a_mesh_file(tmp_path):
+    """Hostile messages with a valid checksum: NaN / infinite header times or rect, NaN vertices,
+    infinite normals. ``subscribe`` rejects each (counted, one warning) and records only the good
+    mesh: messages.jsonl stays strict JSON, the OBJ holds finite numbers."""
+    import struct
+
+    zmq_ctx = zmq.Context()
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    raw = zmq_ctx.socket(zmq.PUB)
+    raw.bind(addr)
+    rec = tmp_path / "rec"
+    proc = subprocess.Popen([sys.executable, "-m", "streamrecon.cli", "subscribe", "--connect", addr, "--out", str(rec),
+                             "--idle-timeout", "20"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+
+    def signed(parts):
+        hdr = bytearray(parts[0])
+        struct.pack_into("<I", hdr, wire.CHECKSUM_OFFSET, wire.message_checksum(hdr, parts[1:]))
+        return [bytes(hdr), *parts[1:]]
+
+    def with_field(offset, fmt, value):
+        m = Mesh(tetra().vertices, tetra().faces, rect=(1.0, 2.0, 3.0, 3.0))
+        parts = [bytes(p) for p in wire.encode_mesh(m, seq=0, frame_index=0, capture_time=1.0)]
+        hdr = bytearray(parts[0])
+        struct.pack_into(fmt, hdr, offset, value)
+        return signed([bytes(hdr), *parts[1:]])
+
+    nan_verts = [bytes(p) for p in wire.encode_mesh(tetra(), seq=0, frame_index=0)]
+    nan_verts[1] = np.full((4, 3), np.nan, np.float32).tobytes()
+    inf_normals = [bytes(p) for p in wire.encode_mesh(Mesh(tetra().vertices, tetra().faces, normals=tetra().vertices), seq=0, frame_index=0)]
+    inf_normals[3] = np.full((4, 3), np.inf, np.float32).tobytes()
+    hostile = [with_field(36, "<d", float("nan")), with_field(44, "<d", float("inf")), with_field(60, "<f", float("nan")),
+               with_field(64, "<f", float("-inf")), signed(nan_verts), signed(inf_normals)]
+    try:
+        time.sleep(1.0)  # the subscription reaches the raw publisher
+        for parts in hostile + [[bytes(p) for p in wire.encode_mesh(tetra(), seq=1, frame_index=7, capture_time=time.time())],
+                                [bytes(p) for p in wire.encode_end(seq=2, frames=8)]]:
+            raw.send_multipart([wire.TOPIC, *parts])
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        raw.close(0)
+        zmq_ctx.term()
+    assert proc.returncode == 0, err
+    assert "received 1 meshes (end of stream)" in err and f"rejected {len(hostile)}" in err
+    assert err.count("WARNING") == 2  # the first rejection, then the count of the others
+    lines = (rec / "messages.jsonl").read_text().splitlines()
+    entry = json.loads(lines[0], parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    assert len(lines) == 1 and entry["frame"] == 7
+    text = (rec / entry["file"]).read_text().lower()
+    assert "nan" not in text and "inf" not in text

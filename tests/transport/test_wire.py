@@ -1,4 +1,6 @@
-"""Wire format v1: round trips, and every malformed message refused before allocation."""
+"""Wire format v2: round trips, the byte layout docs/protocol.md gives (its worked example decoded
+here), the CRC-32C against its plain-Python twin, and every malformed, corrupted or non-finite
+message refused before allocation."""
 import math
 import struct
 
@@ -54,32 +56,54 @@ def test_round_trip(nv, nf, normals, colors, frame, seq, fi, pid, t):
 
 
 def test_layout_is_little_endian_and_documented():
-    """Pin the byte layout docs/protocol.md describes (offsets of magic, version, counts)."""
+    """Pin the byte layout docs/protocol.md describes (offsets of magic, version, counts, checksum)."""
     mesh = make_mesh(4, 2, rect=None)
-    hdr = bytes(wire.encode_mesh(mesh, seq=7, frame_index=3, capture_time=1.5)[0])
-    assert hdr[:4] == b"SRM1"
-    assert struct.unpack_from("<HHHH", hdr, 4) == (1, wire.HEADER_SIZE, wire.KIND_MESH, 0)
+    parts = as_bytes(wire.encode_mesh(mesh, seq=7, frame_index=3, capture_time=1.5))
+    hdr = parts[0]
+    assert hdr[:4] == b"SRM1" and len(hdr) == wire.HEADER_SIZE == 96
+    assert struct.unpack_from("<HHHH", hdr, 4) == (2, 96, wire.KIND_MESH, 0)
     assert struct.unpack_from("<Qq", hdr, 12) == (7, 3)
     assert struct.unpack_from("<d", hdr, 36)[0] == 1.5
     assert struct.unpack_from("<II", hdr, 52) == (4, 2)
     assert all(math.isnan(v) for v in struct.unpack_from("<4f", hdr, 60))
-    assert wire.decode(as_bytes(wire.encode_mesh(mesh, seq=0, frame_index=0))).header.rect is None
+    assert hdr[85:92] == bytes([1, 2, 0, 0, 0, 0, 0])
+    zeroed = hdr[:92] + b"\0\0\0\0"
+    assert struct.unpack_from("<I", hdr, 92)[0] == wire.crc32c_py(zeroed + parts[1] + parts[2])
+    assert wire.decode(parts).header.rect is None
 
 
-def test_end_message():
-    msg = wire.decode(as_bytes(wire.encode_end(seq=9, frames=120)))
-    assert msg.header.is_end and msg.mesh is None and msg.header.frame_index == 120
+def test_end_and_heartbeat_messages_carry_no_buffers():
+    for parts, kind, seq, fi in ((wire.encode_end(seq=9, frames=120), wire.KIND_END, 9, 120),
+                                 (wire.encode_heartbeat(next_seq=4), wire.KIND_HEARTBEAT, 4, 0)):
+        parts = as_bytes(parts)
+        assert len(parts) == 1
+        hdr = parts[0]
+        assert struct.unpack_from("<H", hdr, 8)[0] == kind and struct.unpack_from("<H", hdr, 10)[0] == 0
+        assert struct.unpack_from("<II", hdr, 52) == (0, 0) and hdr[85:89] == bytes(4)  # V = F = 0, no dtypes
+        assert all(math.isnan(v) for v in struct.unpack_from("<4f", hdr, 60))
+        msg = wire.decode(parts)
+        assert msg.mesh is None and msg.header.kind == kind and (msg.header.seq, msg.header.frame_index) == (seq, fi)
+    assert wire.decode(as_bytes(wire.encode_end(seq=9, frames=120))).header.is_end
+    assert wire.decode(as_bytes(wire.encode_heartbeat(next_seq=4))).header.is_heartbeat
 
 
-def _header_with(field_offset, fmt, value):
-    hdr = bytearray(bytes(wire.encode_mesh(make_mesh(4, 2), seq=0, frame_index=0)[0]))
+def resign(parts):
+    """``parts`` with the header's checksum recomputed, so a test reaches the checks after it."""
+    hdr = bytearray(parts[0])
+    struct.pack_into("<I", hdr, wire.CHECKSUM_OFFSET, wire.message_checksum(hdr, parts[1:]))
+    return [bytes(hdr), *parts[1:]]
+
+
+def _header_with(field_offset, fmt, value, parts=None):
+    parts = parts or as_bytes(wire.encode_mesh(make_mesh(4, 2), seq=0, frame_index=0))
+    hdr = bytearray(parts[0])
     struct.pack_into(fmt, hdr, field_offset, value)
-    return bytes(hdr)
+    return resign([bytes(hdr), *parts[1:]])[0]
 
 
 @pytest.mark.parametrize("bad, match", [
     (lambda p: [b"XXXX" + p[0][4:], *p[1:]], "magic"),
-    (lambda p: [_header_with(4, "<H", 2), *p[1:]], "version 2"),
+    (lambda p: [_header_with(4, "<H", 7), *p[1:]], "version 7"),
     (lambda p: [_header_with(6, "<H", 40), *p[1:]], "header_size"),
     (lambda p: [p[0] + b"\0" * 8, *p[1:]], "header_size"),
     (lambda p: [p[0][:6], *p[1:]], "header_size|too short"),
@@ -93,7 +117,15 @@ def _header_with(field_offset, fmt, value):
     (lambda p: [*p, b"x"], "parts"),
     (lambda p: [p[0], p[1][:-1], p[2]], "buffer 0"),
     (lambda p: [p[0], p[1], p[2] + b"\0"], "buffer 1"),
-    (lambda p: [p[0], p[1], np.full((2, 3), 99, "<i4").tobytes()], "indices"),
+    (lambda p: resign([p[0], p[1], np.full((2, 3), 99, "<i4").tobytes()]), "indices"),
+    (lambda p: [p[0], p[1], np.full((2, 3), 1, "<i4").tobytes()], "checksum"),
+    (lambda p: [_header_with(8, "<H", wire.KIND_END), *p[1:]], "carries no buffers|parts"),
+    (lambda p: [_header_with(36, "<d", math.inf), *p[1:]], "non-finite time"),
+    (lambda p: [_header_with(44, "<d", math.nan), *p[1:]], "non-finite time"),
+    (lambda p: [_header_with(60, "<f", math.nan), *p[1:]], "rect"),
+    (lambda p: [_header_with(68, "<f", -math.inf), *p[1:]], "rect"),
+    (lambda p: resign([p[0], np.full((4, 3), np.nan, "<f4").tobytes(), p[2]]), "non-finite"),
+    (lambda p: resign([p[0], np.array([[0, 0, np.inf]] * 4, "<f4").tobytes(), p[2]]), "non-finite"),
     (lambda p: [_header_with(84, "<B", 7), *p[1:]], "coordinate frame"),
     (lambda p: [_header_with(85, "<B", 2), *p[1:]], "dtype"),
     (lambda p: [], "no parts"),
@@ -102,6 +134,84 @@ def test_malformed_refused(bad, match):
     parts = as_bytes(wire.encode_mesh(make_mesh(4, 2), seq=0, frame_index=0))
     with pytest.raises(ProtocolError, match=match):
         wire.decode(bad(parts))
+
+
+def test_non_finite_normals_refused():
+    parts = as_bytes(wire.encode_mesh(make_mesh(4, 2, normals=True), seq=0, frame_index=0))
+    parts[3] = np.full((4, 3), np.nan, "<f4").tobytes()
+    with pytest.raises(ProtocolError, match="normals hold non-finite"):
+        wire.decode(resign(parts))
+
+
+def test_plausible_corruption_is_caught_by_the_checksum():
+    """A buffer changed to other valid-looking values (what freed memory sent at exit would be)
+    passes every size and range check; only the checksum catches it. Any header byte counts too."""
+    parts = as_bytes(wire.encode_mesh(make_mesh(6, 4, normals=True, colors=True), seq=3, frame_index=3))
+    for i, pos in ((1, 5), (2, 0), (3, 11), (4, 2), (0, 21), (0, 95)):
+        bad = [bytearray(p) for p in parts]
+        bad[i][pos] ^= 0x01
+        with pytest.raises(ProtocolError, match="checksum"):
+            wire.decode([bytes(p) for p in bad])
+    assert wire.decode(parts).header.checksum == struct.unpack_from("<I", parts[0], 92)[0]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, 2**32 - 1))
+def test_crc32c_matches_its_plain_python_twin(data, start):
+    assert wire.crc32c(data, start) == wire.crc32c_py(data, start)
+    cut = len(data) // 3  # continuing from a partial CRC is the CRC of the whole
+    assert wire.crc32c(data[cut:], wire.crc32c(data[:cut])) == wire.crc32c(data)
+
+
+def test_crc32c_check_value():
+    assert wire.crc32c(b"123456789") == wire.crc32c_py(b"123456789") == 0xE3069283  # CRC-32C's catalogued check
+
+
+@pytest.mark.parametrize("version, words", [
+    (1, "wire version 1 is older than this subscriber's 2: .*upgrade streamrecon on the publisher's side"),
+    (3, "wire version 3 is newer than this subscriber's 2: .*upgrade streamrecon on the subscriber's side"),
+])
+def test_version_refusal_says_which_side_is_older(version, words):
+    parts = as_bytes(wire.encode_mesh(make_mesh(4, 2), seq=0, frame_index=0))
+    with pytest.raises(ProtocolError, match=words):
+        wire.decode([_header_with(4, "<H", version, parts), *parts[1:]])
+
+
+def _doc_example():
+    """The hex parts of docs/protocol.md's worked example (between its example markers)."""
+    import re
+
+    from paths import ROOT
+
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    block = text.split("<!-- example: begin -->")[1].split("<!-- example: end -->")[0]
+    parts, cur = [], None
+    for line in block.splitlines():
+        if re.match(r"^part \d+", line):
+            cur = bytearray()
+            parts.append(cur)
+        elif cur is not None and re.match(r"^[0-9a-f]{4}  ", line):
+            cur.extend(bytes.fromhex(line[6:54]))
+    return [bytes(p) for p in parts]
+
+
+def test_protocol_doc_worked_example_decodes():
+    """The byte-level example in docs/protocol.md is a valid message: it decodes to the mesh the
+    doc describes, its checksum checks (fast and plain CRC alike), and the encoder gives it byte
+    for byte."""
+    parts = _doc_example()
+    assert parts[0] == wire.TOPIC and len(parts) == 4
+    msg = wire.decode(parts[1:])
+    h = msg.header
+    assert (h.kind, h.seq, h.frame_index, h.person_id, h.persons_in_frame) == (wire.KIND_MESH, 5, 3, 1, 1)
+    assert (h.capture_time, h.publish_time, h.image_width, h.image_height) == (1700000000.0, 1700000000.25, 640, 480)
+    assert h.rect == (10.0, 20.0, 100.0, 100.0) and h.coord_frame == "crop"
+    np.testing.assert_array_equal(msg.mesh.vertices, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(msg.mesh.faces, [[0, 1, 2]])
+    assert h.checksum == wire.message_checksum(parts[1], parts[2:], crc_fn=wire.crc32c_py)
+    again = wire.encode_mesh(msg.mesh, seq=5, frame_index=3, person_id=1, capture_time=1700000000.0,
+                             publish_time=1700000000.25, image_size=(640, 480))
+    assert as_bytes(again) == parts[1:]
 
 
 def test_huge_counts_refused_before_allocation(monkeypatch):
