@@ -44,3 +44,20 @@ class ResourceError(StreamreconError):
     """A request that would not fit in memory (refused up front with the estimate)."""
 
     exit_code = 7
+
+
+class OutputError(StreamreconError, OSError):
+    """An output that cannot be written (read-only or full disk, no free inodes, a folder where a
+    file should go, no permission). The message names the path, the reason and what to do; it is
+    also an ``OSError`` so library callers that catch those keep working. ``errno``: the cause's
+    error number (None when there was no system error); ``path``: the output that failed."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, errno: "int | None" = None, path: "str | None" = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.path = path
+
+    def __str__(self) -> str:  # the message only (OSError's own form would be "[Errno N] ...")
+        return str(self.args[0]) if self.args else ""

@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    # everything under the one handler: a Ctrl-C while the commands' modules are still being
+    # imported (the first ~0.3 s) is an interruption like any other, not a traceback
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("streamrecon: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     from .process import prepare_process
 
     prepare_process()  # before anything imports torch (huge pages for large tensors)
@@ -71,9 +81,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except StreamreconError as exc:
         print(f"streamrecon: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("streamrecon: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

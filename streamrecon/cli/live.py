@@ -8,7 +8,7 @@ import sys
 
 from ..stream.capture import ReconnectConfig
 from ..transport.publisher import DEFAULT_ADDRESS
-from .streaming import add_publish_flags, add_stage_flags, print_summary, progress_bar, session_config
+from .streaming import add_out_flags, add_publish_flags, add_stage_flags, print_summary, progress_bar, session_config
 
 
 def register(subparsers) -> None:
@@ -18,7 +18,8 @@ def register(subparsers) -> None:
     p.add_argument("--camera", type=int, default=None, metavar="N", help="webcam index (/dev/videoN)")
     add_publish_flags(p, default=DEFAULT_ADDRESS)
     p.add_argument("--view", action="store_true", help="open the viewer (streamrecon view) on the stream")
-    p.add_argument("--out", default=None, help="also record a run directory here")
+    p.add_argument("--out", default=None, help="also record a run directory here (it must be empty unless --overwrite)")
+    add_out_flags(p, resume=False)
     p.add_argument("--format", choices=("obj", "ply"), default="obj", help="mesh format with --out")
     p.add_argument("--reconnect-attempts", type=int, default=ReconnectConfig.attempts, metavar="N",
                    help="camera/stream lost: reopen attempts (back-off doubling) before stopping (default %(default)s)")

@@ -29,6 +29,11 @@ def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") ->
     g.add_argument("--no-silhouette-fill", dest="silhouette_fill", action="store_false",
                    help="do not give every grid column under the person mask a surface (the fill keeps thin parts' outlines; "
                         "docs/embedded_model.md)")
+    g.add_argument("--no-body", dest="body", action="store_false",
+                   help="do not fit the body to each person (the body-reading model then sees none; no body in the manifest)")
+    g.add_argument("--save-body", action="store_true",
+                   help="with --out: also write each person's fitted body as a mesh (bodies/frame_NNNNNN_pID.obj), "
+                        "in the frame and depth origin of the clothed meshes")
     g.add_argument("--mirror-average", action="store_true",
                    help="average each person's occupancy with their mirror image's: a little closer to the body, "
                         "half the frame rate (docs/embedded_model.md)")
@@ -45,6 +50,17 @@ def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") ->
     q.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
 
 
+def add_out_flags(p: argparse.ArgumentParser, resume: bool) -> None:
+    """``--overwrite`` (and, for ``run``, ``--resume``): what to do when ``--out`` holds a run."""
+    from .help import field_docs
+
+    docs = field_docs(SessionConfig)
+    # not an argparse exclusive group: SessionConfig refuses both at once in one line
+    p.add_argument("--overwrite", action="store_true", help=docs.get("overwrite"))
+    if resume:
+        p.add_argument("--resume", action="store_true", help=docs.get("resume"))
+
+
 def add_publish_flags(p: argparse.ArgumentParser, default: Optional[str]) -> None:
     """``--publish`` (``run``: off unless given, bare = the default address; ``live``: always on)
     and ``--curve-keys``; ``run`` also waits for subscribers."""
@@ -59,6 +75,9 @@ def add_publish_flags(p: argparse.ArgumentParser, default: Optional[str]) -> Non
                        help="ZeroMQ address to publish on (default %(default)s; binding a non-local address warns)")
     g.add_argument("--curve-keys", default=None, metavar="DIR",
                    help="admit only subscribers whose key is in DIR/authorized_clients (CURVE; streamrecon keys generate DIR)")
+    g.add_argument("--drain-timeout", type=float, default=SessionConfig.drain_timeout_s, metavar="S",
+                   help="at the end, seconds to wait for slow subscribers to take what is queued for them and the end "
+                        "of stream; what is left then is dropped and counted (default %(default)s)")
     if default is None:
         g.add_argument("--wait-subscribers", type=int, default=SessionConfig.wait_subscribers, metavar="N",
                        help="with --publish: wait for N subscribers before reading frames")
@@ -75,14 +94,16 @@ def session_config(args: argparse.Namespace, source: Optional[str] = None, camer
                         mesh_frame=args.mesh_frame, people=args.people, detect_every=args.detect_every,
                         backend=args.backend, precision=args.precision, engines_dir=args.engines_dir,
                         threads=args.threads, silhouette_fill=args.silhouette_fill,
-                        mirror_average=args.mirror_average)
+                        mirror_average=args.mirror_average, body=args.body)
     pipe = PipelineConfig(policy=args.policy, queue_size=args.queue_size, max_frames=args.max_frames)
     return SessionConfig(source=source, camera=camera, live=live, reconnect=reconnect or ReconnectConfig(),
                          stage=stage, pipeline=pipe, out=args.out, mesh_format=args.format,
-                         save_inputs=not getattr(args, "no_save_inputs", False), publish=args.publish,
+                         save_inputs=not getattr(args, "no_save_inputs", False), save_body=args.save_body,
+                         publish=args.publish,
                          curve_keys=args.curve_keys, wait_subscribers=getattr(args, "wait_subscribers", 0),
                          wait_timeout_s=getattr(args, "wait_timeout", SessionConfig.wait_timeout_s),
-                         duration_s=getattr(args, "duration", None))
+                         duration_s=getattr(args, "duration", None), drain_timeout_s=args.drain_timeout, overwrite=getattr(args, "overwrite", False),
+                         resume=getattr(args, "resume", False))
 
 
 class progress_bar:

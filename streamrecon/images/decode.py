@@ -5,7 +5,9 @@ the PIFuHD reference does; grey is replicated; 16-bit is scaled with ``round(v /
 Every failure is a one-line ``UserInputError``."""
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from typing import Optional, Union
 
 import numpy as np
@@ -17,20 +19,72 @@ def load_image(path: Union[str, "os.PathLike[str]"], max_pixels: Optional[int] =
     """Read an image file as uint8 RGB [H, W, 3]. The size is read from the file header first
     (``image_header``): an image above ``max_pixels`` (default ``MAX_IMAGE_PIXELS``) is refused
     before the rest of the file is read or any pixel buffer allocated. Raises ``UserInputError``
-    when the file is missing, empty, too large, or not an image OpenCV can decode."""
+    when the file is missing, not a regular file (a dangling or looping symlink, a FIFO, a device:
+    said which), empty, too large, or not an image OpenCV can decode."""
+    path = os.fspath(path)
+    return decode_image(_read(path, max_pixels, whole=True), name=path, max_pixels=max_pixels)
+
+
+def check_image_file(path: Union[str, "os.PathLike[str]"], max_pixels: Optional[int] = None) -> None:
+    """``load_image``'s checks without decoding: the file is a regular file whose header names a
+    supported format of at most ``max_pixels``. Reads the header only; raises ``UserInputError``."""
+    _read(os.fspath(path), max_pixels, whole=False)
+
+
+def _read(path: str, max_pixels: Optional[int], whole: bool) -> bytes:
+    """The header (checked) and, with ``whole``, the rest of the file."""
     from .header import HEADER_BYTES
 
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise UserInputError(f"image not found: {path} (check the path)")
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        if not os.path.islink(path):
+            raise UserInputError(f"image not found: {path} (check the path)") from None
+        raise UserInputError(f"cannot read image {path}: {not_a_file_reason(path)}") from None
+    except OSError as exc:
+        raise UserInputError(f"cannot read image {path}: {not_a_file_reason(path, exc)}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise UserInputError(f"cannot read image {path}: {_kind(mode, path)}, not an image file")
+        with os.fdopen(fd, "rb") as f:
             head = f.read(HEADER_BYTES)
             _check_header(head, path, max_pixels)
-            data = head + f.read()
+            return head + f.read() if whole else head
     except OSError as exc:
         raise UserInputError(f"cannot read image {path}: {exc.strerror}") from None
-    return decode_image(data, name=path, max_pixels=max_pixels)
+
+
+def not_a_file_reason(path: str, exc: Optional[OSError] = None) -> str:
+    """Why ``path`` could not be opened (``exc``; None: it does not exist), in words, a symlink's
+    target named."""
+    code = errno.ENOENT if exc is None else exc.errno
+    if code == errno.ELOOP:
+        return "a symlink loop (it leads back to itself); remove or fix the link"
+    if code == errno.ENOENT and os.path.islink(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"a dangling symlink (its target {target} does not exist); fix or remove the link"
+    if code == errno.ENOENT or exc is None:
+        return "no such file (check the path)"
+    return f"{(exc.strerror or str(exc)).lower()} (check the file and its permissions)"
+
+
+def _kind(mode: int, path: str) -> str:
+    link = f" (a symlink to {os.path.realpath(path)})" if os.path.islink(path) else ""
+    if stat.S_ISDIR(mode):
+        return f"a folder{link}"
+    if stat.S_ISFIFO(mode):
+        return f"a FIFO (named pipe){link}"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return f"a device{link}"
+    if stat.S_ISSOCK(mode):
+        return f"a socket{link}"
+    return f"not a regular file{link}"
 
 
 def _check_header(data: bytes, name: str, max_pixels: Optional[int]) -> str:

@@ -172,12 +172,21 @@ def model_from_checkpoint(ck: PifuhdCheckpoint, device: Any = "cpu", chunk: int 
     import torch
 
     from .pifuhd.model import DEFAULT_CHUNK, PifuhdModel, build_network
-    from .pifuhd.options import options_from_checkpoint
+    from .pifuhd.options import implied_state_values, options_from_checkpoint
 
-    try:
+    try:  # types and ranges of every option, before anything is built
         options = options_from_checkpoint(ck.opt, ck.opt_netG, ck.state_dict)
     except ValueError as exc:
-        raise CheckpointError(f"{ck.path}: bad model options: {exc}") from None
+        raise CheckpointError(f"{ck.path}: bad model options: {exc}; the file is not a PIFuHD checkpoint or its options were edited") from None
+    # the size the options imply, against what the file holds: options that describe a network
+    # far larger than the file's weights are refused before it is built (a near miss is left to
+    # the strict key-by-key comparison below, whose message names the keys)
+    need = implied_state_values(options)
+    have = sum(v.numel() for k, v in ck.state_dict.items() if not k.startswith(("netG.netF.", "netG.netB.")))
+    if need > 2 * have:
+        raise CheckpointError(
+            f"{ck.path}: its options describe a network of {need:,} weights (without the normal nets) but the file holds "
+            f"{have:,}; the file is not a PIFuHD checkpoint or its options were edited")
     try:
         net = build_network(options, device="meta")
     except ValueError as exc:

@@ -25,12 +25,12 @@ COLORS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30,
 
 
 def read_image(path: str) -> np.ndarray:
-    import cv2
+    """uint8 RGB [H, W, 3] through ``images.decode.load_image``, the loader of ``run`` and
+    ``reconstruct``: the size is read from the header and an image above the pixel limit is refused
+    before decoding (one-line ``UserInputError``)."""
+    from ..images.decode import load_image
 
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise UserInputError(f"cannot read image {path!r}; give a PNG/JPEG file")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return load_image(path)
 
 
 def iter_video(path: str, max_frames: int = 0) -> Iterator[Frame]:
@@ -41,6 +41,14 @@ def iter_video(path: str, max_frames: int = 0) -> Iterator[Frame]:
     if not cap.isOpened():
         raise SourceError(f"cannot open video {path!r}; check the file and that it is a format FFmpeg reads")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    try:  # the container's frame size, before a frame is decoded: the same pixel limit as images
+        from ..images.header import MAX_IMAGE_PIXELS, check_size
+
+        check_size(max(w, 1), max(h, 1), name=path, max_pixels=MAX_IMAGE_PIXELS)
+    except ValueError as exc:
+        cap.release()
+        raise UserInputError(str(exc)) from None
     i = 0
     try:
         while not max_frames or i < max_frames:
@@ -117,18 +125,37 @@ def write_outputs(out_dir: str, name: str, image: np.ndarray, people: List[Perso
 
 
 def _record(name: str, frame: Frame, people: List[PersonCrop]) -> dict:
-    return {"name": name, "frame": frame.index, "pts": frame.pts,
-            "people": [{"id": p.person_id, "rect": [round(v, 2) for v in p.rect],
-                        "raw_rect": [round(v, 2) for v in p.meta.get("raw_rect", p.rect)],
-                        "score": round(p.score, 4), "crop_rule": p.meta.get("crop_rule")} for p in people]}
+    """One people.jsonl line: per person id, rect (smoothed) and raw_rect, score, crop rule,
+    height_px (body height, frame pixels), keypoints ([33] x [x, y, conf], frame pixels) and
+    world_landmarks ([33] x [x, y, z], metres, hips at the origin) when the detector gives them."""
+    out = []
+    for p in people:
+        r = {"id": p.person_id, "rect": [round(v, 2) for v in p.rect],
+             "raw_rect": [round(v, 2) for v in p.meta.get("raw_rect", p.rect)],
+             "score": round(p.score, 4), "crop_rule": p.meta.get("crop_rule")}
+        if p.meta.get("height_px") is not None:
+            r["height_px"] = round(float(p.meta["height_px"]), 1)
+        if p.keypoints is not None:
+            r["keypoints"] = [[round(float(x), 1), round(float(y), 1), round(float(c), 3)] for x, y, c in p.keypoints]
+        if p.world_landmarks is not None:
+            r["world_landmarks"] = [[round(float(v), 3) for v in row] for row in p.world_landmarks]
+        out.append(r)
+    return {"name": name, "frame": frame.index, "pts": frame.pts, "people": out}
 
 
 def detect_path(path: str, out_dir: str, cfg: PeopleConfig, every: int = 1, max_frames: int = 0) -> dict:
     """Run detection over an image, a folder of images (each its own still, ids reset) or a video
     (one tracked sequence). Returns a summary dict (frames, people, ids, median_ms)."""
+    from ..images.decode import check_image_file
+    from ..mesh.io import atomic_write_bytes, check_output_dir, make_output_dir
+
     inputs = _inputs(path)
+    for kind, item in inputs:  # headers only: a huge or broken image is refused before the models load
+        if kind == "image":
+            check_image_file(item)
+    check_output_dir(out_dir)  # a read-only or full disk is said before the models load
     finder = PeopleFinder(cfg)  # fails (e.g. missing models) before anything is written
-    os.makedirs(out_dir, exist_ok=True)
+    make_output_dir(out_dir)
     times, n_people, ids = [], 0, set()
     records = []
 
@@ -151,9 +178,7 @@ def detect_path(path: str, out_dir: str, cfg: PeopleConfig, every: int = 1, max_
             finder.reset()
             for frame in iter_video(item, max_frames):
                 run(f"frame_{frame.index:06d}", frame, frame.index % every == 0)
-    with open(os.path.join(out_dir, "people.jsonl"), "w") as fh:
-        for r in records:
-            fh.write(json.dumps(r) + "\n")
+    atomic_write_bytes(os.path.join(out_dir, "people.jsonl"), "".join(json.dumps(r) + "\n" for r in records).encode())
     return {"frames": len(times), "people": n_people, "ids": sorted(ids),
             "median_ms": float(np.median(times) * 1e3) if times else 0.0}
 
@@ -170,17 +195,19 @@ def _inputs(path: str) -> List[Tuple[str, str]]:
 
 
 def _imwrite(path: str, img: np.ndarray) -> None:
+    """Encode ``img`` (BGR) by the suffix of ``path`` and write it atomically (``OutputError`` when
+    it cannot be written; the file's mode follows the umask)."""
     import cv2
 
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{ext}"
-    if not cv2.imwrite(tmp, img):
-        raise UserInputError(f"cannot write {path!r}; check that the --out folder is writable")
-    os.replace(tmp, path)
+    from ..mesh.io import atomic_write_bytes
+
+    ok, buf = cv2.imencode(os.path.splitext(path)[1], img)
+    if not ok:
+        raise UserInputError(f"cannot encode {path!r} as {os.path.splitext(path)[1]}")
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def _atomic_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    from ..mesh.io import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode())

@@ -173,27 +173,46 @@ class CameraSource(Source):
 
 
 class ImageFolderSource(Source):
-    """Every image file in a folder, in sorted name order; pts = i / fps."""
+    """Every image file in a folder, in sorted name order; pts = i / fps (i: the entry's position,
+    so a skipped entry leaves a gap in time, not in frame indices). An entry that cannot be read
+    (corrupt or too large image, dangling or looping symlink, FIFO, device, folder) is skipped,
+    counted in ``skipped`` and listed with its reason in ``skipped_entries``, and a warning says
+    what was wrong; the folder goes on. A folder with no readable image at all is a
+    ``SourceError``."""
 
     kind = "images"
 
     def __init__(self, folder: str, fps: float = 25.0) -> None:
         self.name = folder
-        self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as exc:
+            raise SourceError(f"cannot list the folder {folder!r}: {exc.strerror}") from None
         if not self.files:
             raise SourceError(f"folder {folder!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         self.num_frames = len(self.files)
         self.fps = fps
+        self.skipped_entries: list = []
+        """``{"file": name, "reason": what was wrong}`` per skipped entry (capture thread appends)"""
 
     def frames(self) -> Iterator[Tuple[np.ndarray, Optional[float]]]:
         from ..images.decode import load_image
 
+        n = 0
         for i, path in enumerate(self.files):
             try:  # load_image reads the header first: a huge image is refused before decoding
                 image = load_image(path)
             except UserInputError as exc:
-                raise SourceError(str(exc)) from None
+                reason = str(exc).removeprefix(f"cannot read image {path}: ")
+                self.skipped += 1
+                self.skipped_entries.append({"file": path.name, "reason": reason})
+                log.warning("skipped %s: %s", path, reason)
+                continue
+            n += 1
             yield image, i / self.fps
+        if n == 0:
+            raise SourceError(f"folder {self.name!r}: none of its {len(self.files)} image entries can be read "
+                              f"(first: {self.skipped_entries[0]['file']}: {self.skipped_entries[0]['reason']})")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Container, Iterator, List, Optional, Sequence, Tuple
 
 from .capture import Source, capture_loop
 from ..errors import StreamreconError
@@ -54,6 +54,41 @@ class PipelineConfig:
     join_timeout_s: float = 1.5
     """On shutdown, total time to wait for threads to finish before leaving them (daemons)."""
 
+    def __post_init__(self) -> None:
+        """One-line ``UserInputError`` naming the flag (``--policy``, ``--queue-size``, ``--max-frames``)."""
+        import math
+
+        from ..errors import UserInputError
+
+        if self.policy not in POLICIES:
+            raise UserInputError(f"--policy: expected one of {POLICIES}, got {self.policy!r}")
+        if not _is_int(self.queue_size) or not 0 <= self.queue_size <= MAX_QUEUE_SIZE:
+            raise UserInputError(f"--queue-size: expected a count in [0, {MAX_QUEUE_SIZE}] (0 = 1 for latest, 4 for block), "
+                                 f"got {self.queue_size!r}")
+        if not _is_int(self.result_queue_size) or not 1 <= self.result_queue_size <= MAX_QUEUE_SIZE:
+            raise UserInputError(f"result_queue_size: expected a count in [1, {MAX_QUEUE_SIZE}], got {self.result_queue_size!r}")
+        if self.max_frames is not None and (not _is_int(self.max_frames) or self.max_frames < 1):
+            raise UserInputError(f"--max-frames: expected a count >= 1 (leave it out for the whole source), got {self.max_frames!r}")
+        if not isinstance(self.join_timeout_s, (int, float)) or not (math.isfinite(self.join_timeout_s) and self.join_timeout_s >= 0):
+            raise UserInputError(f"join_timeout_s: expected seconds >= 0, got {self.join_timeout_s!r}")
+
+
+POLICIES = ("auto", "latest", "block")
+MAX_QUEUE_SIZE = 1024
+"""frames a queue may hold: each is a decoded image (25 MB at 4K), and a deeper queue only adds latency"""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass
+class _Replay:
+    """A frame already done (``Pipeline(skip=...)``) that only the first stage sees (its state, e.g.
+    a people tracker, advances as in a run that did not skip it); dropped after it."""
+
+    frame: Any
+
 
 @dataclass
 class _End:
@@ -69,7 +104,11 @@ class Pipeline:
     ``dropped``: frames the ``latest`` policy discarded."""
 
     def __init__(self, source: Source, stages: Sequence[Stage], config: PipelineConfig = PipelineConfig(),
-                 stop_event: Optional[threading.Event] = None) -> None:
+                 stop_event: Optional[threading.Event] = None, skip: Optional[Container[int]] = None,
+                 replay_skipped: bool = False) -> None:
+        """``skip``: indices of frames not to process (a resumed run's done frames); they are still
+        read (a video decodes in order) and, with ``replay_skipped``, handed to the first stage
+        only, whose result is dropped."""
         policy = config.policy
         if policy == "auto":
             policy = "latest" if source.live else "block"
@@ -80,6 +119,8 @@ class Pipeline:
         # Setting it from any thread ends the run gracefully: capture stops, the supervisor returns.
         self.stop_event = stop_event or threading.Event()
         self.frames_in = 0
+        self.skip = skip
+        self.replay_skipped = replay_skipped
         self._stages = list(stages)
         self._queues = [BoundedQueue(qsize, policy, name="frames")]
         for k, (name, _) in enumerate(self._stages):
@@ -112,6 +153,10 @@ class Pipeline:
         end = _End("capture")
 
         def put(frame: Any) -> None:
+            if self.skip is not None and frame.index in self.skip:
+                if self.replay_skipped:
+                    out.put(_Replay(frame))
+                return
             out.put(frame)
             self.frames_in += 1
 
@@ -142,6 +187,10 @@ class Pipeline:
                     break
                 if self.stop_event.is_set():
                     break
+                if isinstance(item, _Replay):
+                    if k == 0:
+                        fn(item.frame)
+                    continue
                 outq.put(fn(item))
         except Closed:
             pass

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 MODELS = ("default", "synthetic")
 PEOPLE = ("auto", "full-frame")
 MAX_THREADS = 256
+THREADS_PER_CORE = 4
+"""``--threads`` is bounded by this many per usable core (and ``MAX_THREADS``): the network's
+threads are compute-bound, so beyond one per core they only take turns and spin (``--threads 1000``
+made Ctrl-C take 15 s); four per core still lets a user try oversubscription, or run a config
+written for a somewhat larger machine."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,9 @@ class StageConfig:
     mirror_average: bool = False
     """average each person's occupancy with that of their mirror image (``streamrecon.models.mirror_average``:
     smoother where the network is unsure, twice the network time)"""
+    body: bool = True
+    """fit the body to every person found with BlazePose's landmarks (``body.tracker``): the
+    body-reading model needs it, and it is written to the manifest (``--no-body``: skip it)"""
     threads: int = 0
     """PyTorch CPU threads of the network; 0 = auto: for the embedded model, whose people,
     network and meshing steps run on three threads, half the cores (1 on 2 cores: measured 6.5 vs
@@ -84,8 +92,10 @@ class StageConfig:
             raise UserInputError(f"--resolution: {str(exc).removeprefix('resolution: ')}") from None
         if not isinstance(self.detect_every, int) or self.detect_every < 1:
             raise UserInputError(f"--detect-every: expected an integer >= 1 (1 = every frame), got {self.detect_every!r}")
-        if not isinstance(self.threads, int) or not 0 <= self.threads <= MAX_THREADS:
-            raise UserInputError(f"--threads: expected an integer in [0, {MAX_THREADS}] (0 = auto), got {self.threads!r}")
+        most = max_threads()
+        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or not 0 <= self.threads <= most:
+            raise UserInputError(f"--threads: expected an integer in [0, {most}] (0 = auto; at most {THREADS_PER_CORE} "
+                                 f"per usable core, {usable_cores()} here), got {self.threads!r}")
         if self.model == "synthetic" and self.mirror_average:
             raise UserInputError("--mirror-average averages the network's answers: use it with --model default")
 
@@ -95,6 +105,11 @@ def full_frame_crop(frame: Frame) -> PersonCrop:
     the short side; PIFuHD pads with zeros)."""
     side = float(max(frame.width, frame.height))
     return PersonCrop(0, ((frame.width - side) / 2.0, (frame.height - side) / 2.0, side, side))
+
+
+def max_threads() -> int:
+    """The largest ``--threads`` accepted here: ``THREADS_PER_CORE`` per usable core, at most ``MAX_THREADS``."""
+    return min(MAX_THREADS, THREADS_PER_CORE * usable_cores())
 
 
 def usable_cores() -> int:
@@ -115,7 +130,7 @@ class FrameReconstructor:
     embedded model's run is no longer one serial chain).
 
     ``reconstruct(image, crop)`` returns the person's ``Mesh``, or, with ``finish``, something
-    ``finish`` turns into the ``Mesh`` (``reconstruction.evaluate_person`` / ``mesh_person``)."""
+    ``finish`` turns into the ``Mesh`` (``recon.evaluate_person`` / ``mesh_person``)."""
 
     def __init__(
         self,
@@ -123,17 +138,25 @@ class FrameReconstructor:
         find_people: Optional[Callable[[Frame], List[PersonCrop]]] = None,
         mesh_frame: str = OUTPUT_FRAME,
         finish: Optional[Callable[[Any], Mesh]] = None,
+        fit_bodies: Optional[Callable[[List[PersonCrop], float], Any]] = None,
     ) -> None:
         self.reconstruct = reconstruct
         self.find_people = find_people or (lambda frame: [full_frame_crop(frame)])
         self.mesh_frame = mesh_frame
         self.finish = finish
+        self.fit_bodies = fit_bodies
 
     def find(self, frame: Frame) -> FoundPeople:
-        """The people step (people thread when split)."""
+        """The people step (people thread when split): find the people, then fit their bodies
+        (``fit_bodies(crops, t)``, e.g. ``body.tracker.BodyTracker.update``; ``body_s``)."""
         t0 = time.perf_counter()
-        crops = self.find_people(frame)
-        return FoundPeople(frame, list(crops), time.perf_counter() - t0)
+        crops = list(self.find_people(frame))
+        body_s = None
+        if self.fit_bodies is not None and crops:
+            t1 = time.perf_counter()
+            self.fit_bodies(crops, frame.pts if frame.pts is not None else frame.timestamp)
+            body_s = time.perf_counter() - t1
+        return FoundPeople(frame, crops, time.perf_counter() - t0, body_s)
 
     def evaluate(self, found: FoundPeople) -> EvaluatedPeople:
         """The network step of a three-way split (reconstruction thread)."""
@@ -158,6 +181,8 @@ class FrameReconstructor:
     def _result(self, found: FoundPeople, meshes: List[Mesh], recon_s: float) -> FrameResult:
         frame = found.frame
         timings = {"people_s": found.people_s}
+        if found.body_s is not None:
+            timings["body_s"] = found.body_s
         persons = []
         for crop, mesh in zip(found.crops, meshes):
             if mesh.rect is None:
@@ -232,19 +257,26 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
         model = MirrorAveraged(model)
     rcfg = ReconConfig(resolution=cfg.resolution, silhouette_fill=cfg.silhouette_fill)
     finder = _people_finder(cfg)
+    bodies = None
+    if cfg.body and finder is not None:
+        from ..body.tracker import BodyTracker
+
+        bodies = BodyTracker().update
+    elif getattr(model, "reads_body", False) and finder is not None:
+        log.warning("--no-body: the model reads the fitted body and will see none")
 
     if getattr(model, "name", "") == "embedded":
         # a small model: meshing (~30% of its frame) gets its own thread. Not for PIFuHD, whose
         # meshing is ~1% of a frame and whose 512^3 grid would then overlap the next encode in memory
         def evaluate(image: np.ndarray, crop: PersonCrop):
-            return evaluate_person(model, image, crop.rect, crop.mask, rcfg)
+            return evaluate_person(model, image, crop.rect, crop.mask, rcfg, crop.body)
 
-        return FrameReconstructor(evaluate, finder, cfg.mesh_frame, finish=mesh_person)
+        return FrameReconstructor(evaluate, finder, cfg.mesh_frame, finish=mesh_person, fit_bodies=bodies)
 
     def reconstruct(image: np.ndarray, crop: PersonCrop) -> Mesh:
-        return reconstruct_person(model, image, crop.rect, crop.mask, rcfg)
+        return reconstruct_person(model, image, crop.rect, crop.mask, rcfg, crop.body)
 
-    return FrameReconstructor(reconstruct, finder, cfg.mesh_frame)
+    return FrameReconstructor(reconstruct, finder, cfg.mesh_frame, fit_bodies=bodies)
 
 
 def model_label(cfg: StageConfig) -> str:

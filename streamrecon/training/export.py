@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
-from ..errors import CheckpointError, UserInputError
+from ..errors import CheckpointError, OutputError, UserInputError
 
 PathLike = Union[str, Path]
 
@@ -45,9 +45,13 @@ def read_source(path: PathLike) -> dict:
     """One source: a training checkpoint (``last.pt``) or embedded-format weights (``best.pt``,
     ``default.pt``), as {"net": config JSON, "model": state dict, "step", "train_config", "meta"}
     (``meta``: the embedded file's own, else {})."""
-    from ..models.embedded.model import FORMAT, check_version, safe_load
+    from ..models.checkpoint import load_checkpoint
+    from ..models.embedded.model import FORMAT, check_version
 
-    obj = safe_load(path)
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no such file (no such checkpoint); check the path")
+    # the safe loader of ``reconstruct``: weights only, and one line for a refused or broken file
+    obj = load_checkpoint(path)
     kind = obj.get("format") if isinstance(obj, dict) else None
     try:
         if kind == FORMAT:
@@ -68,9 +72,14 @@ def export_weights(sources: Sequence[PathLike], dst: PathLike, note: str = "",
     embedded format; returns (path, meta). All sources must have the same network config.
     One source keeps its meta (``iso_level`` included); several keep an ``iso_level`` they all
     share. ``iso_level`` given here replaces it."""
+    from ..mesh.io import check_output_file
     from ..models.embedded.model import save_embedded
     from ..models.embedded.net import EmbeddedNet, NetConfig
 
+    try:  # a read-only disk or a folder in the way is said before the work
+        check_output_file(dst)
+    except OutputError as exc:
+        raise _out_error(dst, exc) from None
     cks = [read_source(p) for p in sources]
     if not cks:
         raise CheckpointError("nothing to export: no checkpoints given")
@@ -99,4 +108,12 @@ def export_weights(sources: Sequence[PathLike], dst: PathLike, note: str = "",
     try:
         return save_embedded(dst, net, meta), meta
     except OSError as exc:
-        raise UserInputError(f"--out {dst}: cannot write there ({exc.strerror or exc})") from exc
+        raise _out_error(dst, exc) from exc
+
+
+def _out_error(dst: PathLike, exc: OSError) -> OutputError:
+    """``--out DST: cannot write there (why); what to do`` for an ``OSError`` of writing ``dst``."""
+    from ..mesh.io import output_error_reason
+
+    why, fix = output_error_reason(dst, exc)
+    return OutputError(f"--out {dst}: cannot write there ({why}); {fix}", errno=exc.errno, path=str(dst))

@@ -192,3 +192,14 @@ def test_embedded_stage_splits_in_three_and_sets_its_threads():
         assert "fill_s" in filled.meta["timings"] and "fill_s" not in got.meta["timings"]
     finally:
         torch.set_num_threads(before)
+
+
+def test_run_publish_on_port_zero_prints_the_port_it_bound(tmp_path):
+    import re
+
+    r = subprocess.run([*CLI, "run", "synthetic:frames=2,size=64x48", "--model", "synthetic", "--out", str(tmp_path / "o"),
+                        "--publish", "tcp://127.0.0.1:0", "--no-progress", "--drain-timeout", "0.2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"publishing meshes on tcp://127\.0\.0\.1:(\d+)", r.stderr)
+    assert m and int(m.group(1)) > 0, r.stderr

@@ -227,8 +227,9 @@ def test_sigkill_mid_run_leaves_only_complete_files_and_temps_are_cleaned(tmp_pa
                 text = (out / rel).read_text()
                 assert text.endswith("\n") and read_obj(out / rel).num_faces > 0
     (out / "meshes" / ".frame_999999_p0.obj.abc123.tmp").write_bytes(b"v 0 0")  # as a kill mid-write leaves
-    w = RunWriter(str(out), source="s", source_kind="synthetic", model="synthetic", resolution=24)
-    assert w.removed_temps >= 1
+    w = RunWriter(str(out), source="synthetic:frames=0,size=64x48", source_kind="synthetic", model="synthetic",
+                  resolution=24, mode="resume")
+    assert w.removed_temps >= 1 and w.done == {f["index"] for f in m["frames"]}
     assert not [n for sub in ("meshes", "frames", "masks") for n in os.listdir(out / sub) if n.endswith(".tmp")]
 
 
@@ -237,3 +238,110 @@ def test_reconnect_flags_are_checked_up_front():
                         "--reconnect-attempts", "-1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.strip().startswith("streamrecon: error: --reconnect-attempts"), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# ---- --resume after SIGKILL --------------------------------------------------------------------
+def _kill_when_listed(cmd, out, frames):
+    """Start ``cmd``, SIGKILL it once its manifest lists ``frames`` frames; the manifest then."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if len(json.loads((out / "manifest.json").read_text())["frames"]) >= frames:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.01)
+        else:
+            pytest.fail(f"the run listed no {frames} frames before it ended or 120 s passed")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return json.loads((out / "manifest.json").read_text())
+
+
+def _same_run(a, b):
+    """Two run folders hold the same frames: manifest indices, persons and rects, and byte-identical
+    meshes, masks and input frames."""
+    ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
+    assert [f["index"] for f in mb["frames"]] == [f["index"] for f in ma["frames"]]
+    assert [f["persons"] for f in mb["frames"]] == [f["persons"] for f in ma["frames"]]
+    for sub in ("meshes", "frames", "masks"):
+        names = sorted(os.listdir(a / sub))
+        assert sorted(os.listdir(b / sub)) == names, sub
+        for n in names:
+            assert (a / sub / n).read_bytes() == (b / sub / n).read_bytes(), f"{sub}/{n}"
+    return ma, mb
+
+
+def test_resume_after_sigkill_writes_exactly_the_meshes_of_an_uninterrupted_run(tmp_path):
+    from streaming_helpers import write_video
+
+    video = write_video(tmp_path / "in.mp4", 400, (64, 48))
+    cmd = [sys.executable, "-m", "streamrecon.cli", "run", str(video), "--model", "synthetic", "--resolution", "24",
+           "--no-progress", "--out"]
+    r = subprocess.run(cmd + [str(tmp_path / "whole")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "killed"
+    killed = _kill_when_listed(cmd + [str(out)], out, 30)
+    assert killed["summary"] is None and 30 <= len(killed["frames"]) < 400
+    r = subprocess.run(cmd + [str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--resume" in r.stderr  # not without saying so
+    r = subprocess.run(cmd + [str(out), "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    whole, resumed = _same_run(tmp_path / "whole", out)
+    assert len(resumed["frames"]) == 400
+    s = resumed["summary"]
+    assert s["resumed"] == len(killed["frames"]) and s["frames_done"] == s["frames_in"] == 400 - s["resumed"]
+
+
+@pytest.mark.slow
+def test_resume_with_the_embedded_model_and_people_tracking_is_exact(tmp_path):
+    """People tracking is stateful: the frames a resumed run skips still pass through the people
+    step, so the crops (and meshes) after the resume point are those of the uninterrupted run."""
+    video = ROOT.parent / "shared" / "media" / "carphone_pristine.mp4"
+    if not video.is_file():
+        pytest.skip(f"{video} not present")
+    cmd = [sys.executable, "-m", "streamrecon.cli", "run", str(video), "--resolution", "32", "--max-frames", "40",
+           "--no-progress", "--out"]
+    r = subprocess.run(cmd + [str(tmp_path / "whole")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "killed"
+    killed = _kill_when_listed(cmd + [str(out)], out, 8)
+    assert len(killed["frames"]) < 40
+    r = subprocess.run(cmd + [str(out), "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    _same_run(tmp_path / "whole", out)
+
+
+# ---- Ctrl-C at start-up ------------------------------------------------------------------------
+def test_ctrl_c_while_the_cli_starts_is_one_line_not_a_traceback(monkeypatch, capsys):
+    import streamrecon.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)  # where the first ~0.3 s go (imports)
+    assert cli.main(["run", "x", "--out", "y"]) == 130
+    assert capsys.readouterr().err == "streamrecon: interrupted\n"
+
+
+@pytest.mark.parametrize("delay", [0.02, 0.05, 0.15, 0.3])
+def test_ctrl_c_in_the_first_moments_of_a_run(tmp_path, delay):
+    code = ("import sys; from streamrecon.cli import main; sys.stderr.write('ready\\n'); sys.stderr.flush(); "
+            f"sys.exit(main(['run', 'synthetic:frames=0,size=64x48', '--out', {str(tmp_path / 'o')!r}, '--model', "
+            "'synthetic', '--no-progress']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline() == "ready\n"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=30)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted" in err

@@ -162,12 +162,77 @@ def test_png_chunk_announcing_gigabytes_is_refused_without_decoding(tmp_path, mo
     assert calls == []
 
 
-def test_image_folder_refuses_a_huge_image_as_source_error(tmp_path):
+def test_image_folder_of_only_unreadable_entries_is_a_source_error(tmp_path):
     from streamrecon.stream.capture import ImageFolderSource
 
     (tmp_path / "a.png").write_bytes(png_header_only(30000, 30000))
-    with pytest.raises(SourceError, match="exceeds"):
+    (tmp_path / "b.png").write_bytes(b"junk")
+    with pytest.raises(SourceError, match=r"none of its 2 image entries can be read \(first: a.png: .*exceeds"):
         list(ImageFolderSource(str(tmp_path)).frames())
+
+
+def bad_entries(folder: Path) -> dict:
+    """One of each bad folder entry, with the words its reason must hold."""
+    import os
+
+    (folder / "b_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    (folder / "c_dangling.png").symlink_to(folder / "nowhere.png")
+    (folder / "d_loop.png").symlink_to(folder / "d_loop.png")
+    (folder / "e_zero.png").symlink_to("/dev/zero")
+    os.mkfifo(folder / "f_fifo.png")
+    (folder / "g_huge.png").write_bytes(png_header_only(30000, 30000))
+    return {"b_corrupt.png": "", "c_dangling.png": "dangling symlink", "d_loop.png": "symlink loop",
+            "e_zero.png": "a device (a symlink to /dev/zero)", "f_fifo.png": "FIFO", "g_huge.png": "exceeds the 40 MP limit"}
+
+
+def test_bad_folder_entries_are_skipped_counted_and_explained(tmp_path):
+    """A corrupt file, a dangling and a looping symlink, a symlink to /dev/zero, a FIFO and a huge
+    image among good frames: the run goes on (exit 0), every good frame is reconstructed, and the
+    summary counts and the manifest lists each bad entry with what was wrong (the FIFO is never
+    waited on)."""
+    import cv2
+
+    from streamrecon.testing.sources import disc_image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name, i in (("a0.png", 0), ("h1.png", 1), ("z2.png", 2)):
+        cv2.imwrite(str(folder / name), disc_image(i, 64, 48)[0][:, :, ::-1])
+    want = bad_entries(folder)
+    out = tmp_path / "run"
+    r = cli("run", folder, "--out", out, "--model", "synthetic", "--resolution", "16", "--no-progress", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    m = check_manifest(out)
+    assert [f["index"] for f in m["frames"]] == [0, 1, 2] and m["summary"]["frames_done"] == 3
+    assert m["summary"]["skipped"] == len(want)
+    listed = {e["file"]: e["reason"] for e in m["skipped_inputs"]}
+    assert set(listed) == set(want)
+    for name, words in want.items():
+        assert words in listed[name], (name, listed[name])
+        assert f"skipped {folder / name}: " in r.stderr  # said as it happens
+    assert "image not found" not in r.stderr  # the entries exist: each says what it is instead
+
+
+def test_detect_refuses_a_huge_image_from_the_header(tmp_path, monkeypatch):
+    """``detect`` has the pixel limit of ``run`` and ``reconstruct``: a PNG whose header claims
+    100000 x 100000 is refused in one line, before the decoder sees it."""
+    import cv2
+
+    from streamrecon.people.detect_io import read_image
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_header_only(100000, 100000))
+    calls = []
+    monkeypatch.setattr(cv2, "imdecode", lambda *a, **k: calls.append(a) or None)
+    monkeypatch.setattr(cv2, "imread", lambda *a, **k: calls.append(a) or None)
+    with pytest.raises(UserInputError, match=r"100000x100000 pixels .* exceeds the 40 MP limit"):
+        read_image(str(huge))
+    assert calls == []
+    monkeypatch.undo()
+    r = cli("detect", huge, "--out", tmp_path / "det", timeout=60)
+    one_line_error(r, 2, "exceeds the 40 MP limit")
+    assert not (tmp_path / "det").exists()  # refused before the folder was made
 
 
 # ---- videos ------------------------------------------------------------------------------------

@@ -38,8 +38,14 @@ def test_image_folder_in_name_order_and_bad_image(tmp_path):
     assert isinstance(src, ImageFolderSource) and src.num_frames == 3
     imgs = [img for img, _ in src.frames()]
     assert all(np.array_equal(img, disc_image(i, 40, 30)[0]) for i, img in enumerate(imgs))
-    (tmp_path / "f3.png").write_bytes(b"not a png")
-    with pytest.raises(SourceError, match="cannot read image"):
+    (tmp_path / "f3.png").write_bytes(b"not a png")  # skipped, counted and named; the folder goes on
+    src = ImageFolderSource(str(tmp_path))
+    assert len(list(src.frames())) == 3 and src.skipped == 1
+    assert src.skipped_entries == [{"file": "f3.png", "reason": "not a png, jpeg, bmp, gif, webp, tiff, pnm file "
+                                                               "(unrecognised header); use PNG or JPEG"}]
+    for i in range(3):
+        (tmp_path / f"f{i}.png").write_bytes(b"")
+    with pytest.raises(SourceError, match="none of its 4 image entries can be read"):
         list(ImageFolderSource(str(tmp_path)).frames())
 
 
@@ -104,8 +110,8 @@ def test_real_camera_live(tmp_path):
 
 
 def test_live_plays_a_file_in_real_time(tmp_path):
-    """``streamrecon live FILE`` paces the file at its frame rate (a file opened live used to be
-    read as fast as it decoded, dropping nearly every frame)."""
+    """``streamrecon live FILE`` paces the file at its frame rate (a file read as fast as it
+    decodes would drop nearly every frame under the live policy)."""
     from streaming_helpers import write_video
 
     from streamrecon.stream.capture import open_source

@@ -234,3 +234,27 @@ def test_live_queues_between_stages_hold_one_frame():
     files = Pipeline(SyntheticSource(frames=3), stage.stages())
     assert [q.maxsize for q in live._queues] == [1, 1, 1, PipelineConfig.result_queue_size]
     assert [q.maxsize for q in files._queues] == [4] + [PipelineConfig.result_queue_size] * 3
+
+
+def test_skipped_frames_pass_the_first_stage_only():
+    """A resumed run's done frames (``skip``) are read, seen by the first stage (a tracker's state
+    goes on) and dropped there; the other frames come out in order with their own indices."""
+    first, second = [], []
+
+    def people(frame):
+        first.append(frame.index)
+        return frame
+
+    def recon(frame):
+        second.append(frame.index)
+        return frame
+
+    skip = {0, 1, 2, 5}
+    p = Pipeline(SyntheticSource(frames=8), [("people", people), ("recon", recon)], PipelineConfig(policy="block"),
+                 skip=skip, replay_skipped=True)
+    assert [f.index for f in p] == [3, 4, 6, 7]
+    assert first == list(range(8)) and second == [3, 4, 6, 7]
+    assert p.frames_in == 4
+    first.clear()
+    p = Pipeline(SyntheticSource(frames=8), [("people", people), ("recon", recon)], PipelineConfig(policy="block"), skip=skip)
+    assert [f.index for f in p] == [3, 4, 6, 7] and first == [3, 4, 6, 7]

@@ -336,7 +336,7 @@ def grow_state_dict(state_dict: dict, src: NetConfig, net: "EmbeddedNet") -> dic
     differ = sorted(k for k in mine if k not in GROWABLE and mine[k] != theirs.get(k))
     dropped = sorted(k for k in GROWABLE if theirs.get(k) and not mine[k])
     if differ or dropped:
-        raise ValueError(f"the architectures differ in {', '.join(differ + dropped)}")
+        raise ValueError(f"its architecture differs in {', '.join(differ + dropped)}")
     if src.in_channels > net.cfg.in_channels:
         raise ValueError(f"the weights read {src.in_channels} input channels, the net {net.cfg.in_channels}")
     sd = widen_inputs(state_dict, net.cfg)
