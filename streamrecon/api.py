@@ -7,7 +7,8 @@
 
 Frames (``streamrecon.types``): ``"image"`` = pixels of the input image (x right, y down,
 z = depth in pixels); ``"crop"`` = PIFuHD's normalised crop frame (what the reference writes).
-Without a rect the whole image is used as a square crop centred on it.
+Without a rect the whole image is used as a square crop centred on it; ``find_people`` gives each
+person's crop and mask as ``streamrecon run`` finds them (what ``streamrecon reconstruct`` uses).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from .models.load import load_model
 from .recon import OUTPUT_FRAME, RESOLUTION, ReconConfig, check_resolution, reconstruct_person
 from .types import FRAMES, Mesh
 
-__all__ = ["load_model", "reconstruct_image", "resolve_image", "resolve_rect", "write_mesh_file"]
+__all__ = ["load_model", "reconstruct_image", "find_people", "resolve_image", "resolve_rect", "write_mesh_file"]
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,35 @@ def resolve_rect(rect: Any, height: int, width: int, person: int = 0) -> tuple:
     return check_rect(list(rect))
 
 
+def find_people(image_or_path: Any, person: Optional[int] = None, body: bool = True) -> list:
+    """The people in one image as ``streamrecon run`` finds them in a frame (the same finder,
+    settings and masks): ``PersonCrop`` list sorted by id (ids count from 0, left to right), each
+    with ``rect`` (square crop, image pixels), ``mask``, ``keypoints``, ``world_landmarks`` and,
+    with ``body``, the fitted ``body`` (``body.fit.BodyFit``, the offline fitter settings
+    ``FitConfig.for_reconstruct``; None when BlazePose gave no landmarks).
+    ``person``: keep only that id (``UserInputError`` naming the range when absent)."""
+    from .people import PeopleConfig, PeopleFinder
+    from .types import Frame
+
+    image = resolve_image(image_or_path)
+    people = PeopleFinder(PeopleConfig()).find(Frame(0, image, 0.0))
+    if body and people:
+        from .body.fit import FitConfig
+        from .body.tracker import BodyTracker
+
+        BodyTracker(FitConfig.for_reconstruct(), smooth=False).update(people, 0.0)
+    if person is not None:
+        chosen = [p for p in people if p.person_id == person]
+        if not chosen:
+            have = f"0..{len(people) - 1}" if people else "none"
+            raise UserInputError(f"person {person}: {len(people)} person(s) found in the image (ids {have})")
+        return chosen
+    return people
+
+
 def reconstruct_image(image_or_path: Any, rect: Optional[Union[Sequence[float], str, "os.PathLike[str]"]] = None,
                       model: Any = None, resolution: int = RESOLUTION, frame: str = OUTPUT_FRAME,
-                      method: str = "auto") -> Mesh:
+                      method: str = "auto", mask: Optional[np.ndarray] = None, body: Any = None) -> Mesh:
     """Reconstruct the person in one image.
 
     - ``image_or_path``: image file, or array [H, W, 3] RGB / [H, W, 4] RGBA / [H, W] grey.
@@ -72,6 +99,10 @@ def reconstruct_image(image_or_path: Any, rect: Optional[Union[Sequence[float], 
     - ``method``: ``"auto"`` = the fast reconstruction (``streamrecon.recon``); ``"reference"`` =
       the reference's grid, octree and marching cubes step for step
       (``streamrecon.models.pifuhd.reference_recon``).
+    - ``mask``: [H, W] bool person mask in image pixels (``find_people`` gives one per person), or
+      None (the embedded model then segments the crop itself with GrabCut).
+    - ``body``: the person's fitted body (``find_people`` gives one per person), read by models
+      that read one (``reads_body``); ignored by the others.
     """
     if frame not in FRAMES:
         raise UserInputError(f"frame: expected one of {FRAMES}, got {frame!r}")
@@ -80,23 +111,27 @@ def reconstruct_image(image_or_path: Any, rect: Optional[Union[Sequence[float], 
     resolution = check_resolution(resolution, "resolution", "dense" if method == "reference" else "octree")
     image = resolve_image(image_or_path)
     r = resolve_rect(rect, image.shape[0], image.shape[1])
+    if mask is not None and (not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != image.shape[:2]):
+        desc = f"{mask.dtype} {list(mask.shape)}" if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise UserInputError(f"mask: expected bool {list(image.shape[:2])} (the image's size), got {desc}")
     if model is None or isinstance(model, (str, os.PathLike)):
         model = load_model(model)
-    mesh = _reconstruct(model, image, r, resolution, method)
+    mesh = _reconstruct(model, image, r, resolution, method, mask, body)
     if mesh.rect is None:
         mesh.rect = tuple(r)
     return mesh_to_frame(mesh, frame, r)
 
 
-def _reconstruct(model: Any, image: np.ndarray, rect: tuple, resolution: int, method: str) -> Mesh:
+def _reconstruct(model: Any, image: np.ndarray, rect: tuple, resolution: int, method: str,
+                 mask: Optional[np.ndarray] = None, body: Any = None) -> Mesh:
     if method == "auto":
-        return reconstruct_person(model, image, rect, None, ReconConfig(resolution=resolution, frame="crop"))
+        return reconstruct_person(model, image, rect, mask, ReconConfig(resolution=resolution, frame="crop"), body)
     from .models.pifuhd.reference_recon import ReferenceReconConfig, reconstruct_reference
 
     init = 64
     if resolution < init:
         raise UserInputError(f"resolution: the reference octree starts at {init} points per axis; use --resolution >= {init}")
-    features = model.encode(image, rect, None)
+    features = model.encode(image, rect, mask)
     return reconstruct_reference(model, features, ReferenceReconConfig(resolution=resolution, init_resolution=init))
 
 

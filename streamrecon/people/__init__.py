@@ -4,7 +4,7 @@ ids and smoothed crops. See docs/people.md.
     from streamrecon.people import PeopleFinder, PeopleConfig, apply_background
     finder = PeopleFinder(PeopleConfig(max_people=2))
     for frame in frames:
-        for person in finder.find(frame):   # PersonCrop: person_id, rect, mask, keypoints, score
+        for person in finder.find(frame):   # PersonCrop: person_id, rect, mask, keypoints, world_landmarks, score
             net_input = apply_background(frame.image, person.mask, "remove")
 
 Heavy modules (cv2, LiteRT) load when a finder is built, not on import.

@@ -12,7 +12,8 @@ import numpy as np
 class Candidate:
     """``box``: (x0, y0, x1, y1) body box in frame pixels; ``keypoints``: [K, 3] (x, y, conf) in
     frame pixels or None; ``mask``: [H, W] bool person mask in frame pixels or None;
-    ``layout``: keypoint layout name ("blazepose33") or None."""
+    ``layout``: keypoint layout name ("blazepose33") or None; ``world``: [33, 3] BlazePose world
+    landmarks (metres, hips at the origin, x right, y down, z away from the camera) or None."""
 
     box: tuple
     score: float
@@ -20,6 +21,7 @@ class Candidate:
     mask: Optional[np.ndarray] = None
     layout: Optional[str] = None
     meta: dict = field(default_factory=dict)
+    world: Optional[np.ndarray] = None
 
 
 def box_iou(a, b) -> float:

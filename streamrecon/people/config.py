@@ -17,13 +17,19 @@ SEGMENTATIONS = ("pose", "fused")
 class PeopleConfig:
     detector: str = "auto"
     """Person detector: ``mediapipe`` (BlazePose detector + 33 landmarks + person mask, the models
-    bundled in the mediapipe wheel, run by LiteRT), ``hog`` (OpenCV HOG people detector, boxes
-    only, GrabCut mask; needs OpenCV < 5), ``motion`` (moving foreground on a static camera by MOG2
+    bundled in the mediapipe wheel, run by LiteRT; people smaller than a quarter of the frame are
+    proposed by the HOG pedestrian detector and confirmed by the landmark model), ``hog`` (the HOG people detector of OpenCV 4 in
+    numpy, boxes only, GrabCut mask; upright whole people), ``motion`` (moving foreground on a static camera by MOG2
     background subtraction, video only), ``full-frame`` (one person filling the image), or ``auto``
     (mediapipe when installed, else hog, else full-frame, with one warning)."""
 
-    max_people: int = 4
+    max_people: int = 8
     """At most this many people per frame (highest scores first)."""
+
+    min_height: float = 50.0
+    """mediapipe detector: find people from this many pixels tall (the detector also runs on
+    overlapping tiles at smaller scales, down to tiles 4x this size: a lower value finds smaller
+    people for more detector runs, about 4x more per halving)."""
 
     min_score: float = 0.3
     """Detector score below which a candidate person is dropped (the landmark model's presence
@@ -95,6 +101,8 @@ class PeopleConfig:
             raise ValueError(f"PeopleConfig.rule_switch_frames: expected >= 1, got {self.rule_switch_frames}")
         if self.detect_every < 1:
             raise ValueError(f"PeopleConfig.detect_every: expected >= 1, got {self.detect_every}")
+        if not self.min_height > 0:
+            raise ValueError(f"PeopleConfig.min_height: expected > 0 pixels, got {self.min_height}")
         if self.max_people < 1:
             raise ValueError(f"PeopleConfig.max_people: expected >= 1, got {self.max_people}")
         for name in ("min_score", "keypoint_threshold", "mask_threshold", "track_iou"):

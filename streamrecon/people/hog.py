@@ -1,60 +1,51 @@
-"""OpenCV's HOG + linear-SVM people detector (ships inside opencv; no model files). Boxes only:
-the mask comes from GrabCut inside the box and there are no keypoints, so the crop uses the
-'box' rule. A fallback for machines without the mediapipe models; weaker on seated, partial or
-close-up people. One instance per thread."""
+"""Box-only person detectors: the HOG + linear-SVM people detector (``hog_svm``: OpenCV 4's
+``HOGDescriptor`` with its default people SVM, reimplemented in numpy, so it works with OpenCV 5),
+background subtraction for a static camera, and the whole frame. No keypoints: the mask comes from
+GrabCut inside the box (HOG) or the moving pixels (motion), and the crop uses the 'box' rule. A
+fallback for machines without the mediapipe models; HOG finds upright, whole people only (not
+seated, partial or close-up ones). One instance per thread."""
 from __future__ import annotations
 
 from typing import List
 
 import numpy as np
 
-from ..errors import BackendUnavailableError
 from .candidates import Candidate
 from .segmentation import grabcut_mask
 
-WORK_WIDTH = 480  # HOG runs on a copy this wide: its window is 64x128, so people must be >= ~128 px
+WORK_WIDTH = 640  # HOG runs on a copy at most this wide (its cost grows with the pixels searched)
+MIN_HEIGHT = 50.0  # smallest person looked for, frame pixels
 
 
 class HogPeople:
     def __init__(self, min_score: float = 0.5, max_people: int = 4, with_mask: bool = True):
-        import cv2
+        from ..errors import BackendUnavailableError
+        from .hog_svm import ASSET, people_svm
 
-        if not hasattr(cv2, "HOGDescriptor"):
-            raise BackendUnavailableError(
-                f"hog detector: OpenCV {cv2.__version__} has no HOGDescriptor (OpenCV 5 moved it out of the main "
-                "module); install `opencv-python-headless<5` or use `--detector mediapipe`"
-            )
-        self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        try:  # the SVM ships with the package: fail now, not on the first frame
+            people_svm()
+        except (OSError, ValueError) as exc:
+            raise BackendUnavailableError(f"hog detector: cannot read its SVM {ASSET} ({exc}); reinstall streamrecon") from None
         self.min_score, self.max_people, self.with_mask = min_score, max_people, with_mask
 
     def detect(self, image: np.ndarray) -> List[Candidate]:
         import cv2
 
+        from .hog_svm import detect_people
+
         h, w = image.shape[:2]
         s = min(1.0, WORK_WIDTH / w)
         small = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else image
-        # pad so that people filling the frame still fit a detection window
-        pad = int(0.15 * max(small.shape[:2]))
-        small = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        rects, weights = self._hog.detectMultiScale(np.ascontiguousarray(small[:, :, ::-1]), winStride=(8, 8),
-                                                    padding=(8, 8), scale=1.05)
-        if len(rects) == 0:
-            return []
-        weights = np.asarray(weights, np.float64).reshape(-1)
-        # SVM margins -> (0, 1) scores
-        scores = 1.0 / (1.0 + np.exp(-2.0 * weights))
-        keep = cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], scores.tolist(), self.min_score, 0.4)
+        # SVM margin -> (0, 1) score: min_score 0.5 keeps margins above 0, OpenCV's hit threshold
+        margin = float(np.log(self.min_score / (1.0 - self.min_score)) / 2.0) if 0 < self.min_score < 1 else 0.0
+        hits = detect_people(small, max(MIN_HEIGHT * s, 40.0), 0.95 * small.shape[0], margin)
         out = []
-        for k in np.asarray(keep).reshape(-1)[: self.max_people]:
-            x, y, bw, bh = (float(v) for v in rects[k])
-            # HOG windows have ~1/8 margin around the body each side
-            box = ((x - pad + 0.12 * bw) / s, (y - pad + 0.06 * bh) / s, (x - pad + 0.88 * bw) / s, (y - pad + 0.94 * bh) / s)
-            box = (max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3]))
+        for (x0, y0, x1, y1), m in hits[: self.max_people]:
+            box = (max(0.0, x0 / s), max(0.0, y0 / s), min(float(w), x1 / s), min(float(h), y1 / s))
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 continue
             mask = grabcut_mask(image, box) if self.with_mask else None
-            out.append(Candidate(box=box, score=float(scores[k]), mask=mask))
+            out.append(Candidate(box=box, score=float(1.0 / (1.0 + np.exp(-2.0 * m))), mask=mask))
         return out
 
 

@@ -3,6 +3,7 @@ wheel (found without importing mediapipe, whose Python layer needs protobuf < 5 
 and a LiteRT interpreter to run them. Nothing is downloaded."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 
@@ -36,6 +37,29 @@ def interpreter(path: str, num_threads: int, what: str = "mediapipe detector"):
             from tflite_runtime.interpreter import Interpreter  # type: ignore
         except ImportError as exc:
             raise BackendUnavailableError(f"{what}: no TFLite runtime ({exc}); {INSTALL_HINT}") from exc
-    it = Interpreter(model_path=path, num_threads=num_threads)
-    it.allocate_tensors()
+    with _native_stderr_silenced():  # the runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate"
+        it = Interpreter(model_path=path, num_threads=num_threads)
+        it.allocate_tensors()
     return it
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """File descriptor 2 pointed at /dev/null for the duration: LiteRT's C++ logger writes an INFO
+    line there when it creates its CPU delegate, which would break the CLI's one-line errors and
+    clutter its output. Python exceptions are unaffected (they are raised, not printed)."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -29,6 +29,10 @@ class IouTracker:
         self.tracks = []
         self._next_id = 0
 
+    def forget(self) -> None:
+        """Drop the live tracks (a new scene) but keep counting ids up: an id is never reused."""
+        self.tracks = []
+
     def update(self, boxes: Sequence[tuple]) -> List[int]:
         pairs = sorted(((box_iou(b, t.box), i, j) for i, b in enumerate(boxes) for j, t in enumerate(self.tracks)),
                        reverse=True)

@@ -141,3 +141,89 @@ def test_device_errors_are_one_line():
     if not torch.cuda.is_available():
         with pytest.raises(BackendUnavailableError, match="no CUDA GPU"):
             load_model(None, device="cuda")
+
+
+def _needs_people():
+    from streamrecon.errors import BackendUnavailableError
+    from streamrecon.people.blazepose import model_paths
+
+    try:
+        model_paths()
+        import ai_edge_litert  # noqa: F401
+    except (BackendUnavailableError, ImportError) as exc:
+        pytest.skip(f"BlazePose models unavailable: {exc}")
+
+
+def _vertices(stdout: str) -> list:
+    import re
+
+    return [int(v) for v in re.findall(r"(\d+) vertices", stdout)]
+
+
+def test_reconstruct_finds_the_person_in_colour_and_in_grey(tmp_path, capsys):
+    """No --rect: the person is found as `run` finds them (crop and mask), in a colour photo and
+    in the same photo in grey (which once gave an 8-vertex mesh from a GrabCut of the whole
+    image): the two meshes are of one size."""
+    import cv2
+
+    from paths import MEDIA
+
+    _needs_people()
+    src = cv2.imread(str(MEDIA / "astronaut.png"))
+    cv2.imwrite(str(tmp_path / "colour.png"), src)
+    cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(src, cv2.COLOR_BGR2GRAY))
+    counts = {}
+    for name in ("colour", "grey"):
+        assert main(["reconstruct", str(tmp_path / f"{name}.png"), "--out", str(tmp_path / f"{name}.obj"),
+                     "--resolution", "64"]) == 0
+        out = capsys.readouterr().out
+        assert "person 0" in out, out
+        (counts[name],) = _vertices(out)
+        assert read_obj(tmp_path / f"{name}.obj").num_vertices == counts[name]
+    assert counts["colour"] > 500 and 0.6 < counts["grey"] / counts["colour"] < 1.6, counts
+
+
+def test_reconstruct_uses_the_masks_of_run():
+    """`reconstruct` and `run` find a photo's people with the same finder: identical crops and masks."""
+    from paths import MEDIA
+
+    from streamrecon.api import find_people, resolve_image
+    from streamrecon.stream.stages import StageConfig, _people_finder
+    from streamrecon.types import Frame
+
+    _needs_people()
+    image = resolve_image(MEDIA / "grace_hopper.jpg")
+    ours = find_people(image)
+    theirs = _people_finder(StageConfig())(Frame(0, image, 0.0))
+    assert len(ours) == len(theirs) == 1
+    assert np.array_equal(ours[0].mask, theirs[0].mask) and ours[0].rect == theirs[0].rect
+
+
+def test_reconstruct_one_mesh_per_person(tmp_path, capsys):
+    """Two men in labelme's 2011_000003: person.obj becomes person_p0.obj and person_p1.obj;
+    --person 1 writes person.obj for him alone; an absent id or an empty image is one line."""
+    from pathlib import Path
+
+    _needs_people()
+    photo = Path("/usr/share/doc/labelme-examples/examples/instance_segmentation/data_annotated/2011_000003.jpg")
+    if not photo.exists():
+        pytest.skip("labelme examples absent: `apt-get install labelme-examples` (Debian) provides them")
+    out = tmp_path / "person.obj"
+    assert main(["reconstruct", str(photo), "--out", str(out), "--resolution", "64"]) == 0
+    text = capsys.readouterr().out
+    assert "person 0" in text and "person 1" in text
+    assert (tmp_path / "person_p0.obj").exists() and (tmp_path / "person_p1.obj").exists() and not out.exists()
+    left, right = (read_obj(tmp_path / f"person_p{i}.obj") for i in (0, 1))
+    assert left.vertices[:, 0].mean() < 300 < right.vertices[:, 0].mean()  # image frame: ids from the left
+    assert main(["reconstruct", str(photo), "--out", str(out), "--resolution", "64", "--person", "1"]) == 0
+    assert "person 1" in capsys.readouterr().out and out.exists()
+    assert main(["reconstruct", str(photo), "--out", str(tmp_path / "x.obj"), "--person", "5"]) == UserInputError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("streamrecon: error: ") and err.count("\n") == 1 and "2 person(s) found" in err
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "empty.png"), np.full((200, 300, 3), 90, np.uint8))
+    assert main(["reconstruct", str(tmp_path / "empty.png"), "--out", str(tmp_path / "e.obj")]) == UserInputError.exit_code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no person found" in err and "--rect" in err
+    assert not (tmp_path / "e.obj").exists()

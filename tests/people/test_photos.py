@@ -120,7 +120,8 @@ def test_labelme_masks_iou():
 
 def test_no_person_no_detection():
     """Photos with buses, cars, a cat/dog and shelves (labelme examples), a black and a noise
-    frame: nobody is found."""
+    frame: nobody is found. (The labelme street clip is not among them: it holds pedestrians
+    70-90 px tall, whom ``test_several.py`` finds.)"""
     finder = _finder()
     rng = np.random.default_rng(0)
     frames = [np.zeros((480, 640, 3), np.uint8), rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)]
@@ -132,11 +133,6 @@ def test_no_person_no_detection():
     for i, img in enumerate(frames):
         finder.reset()
         assert finder.find(_still(img)) == [], f"false person in image {i}"
-    # a short clip of street frames (cars, tram tracks): tracking adds nobody either
-    finder.reset()
-    clip = sorted((root / "video_annotation/data_annotated").glob("*.jpg"))
-    for i, p in enumerate(clip):
-        assert finder.find(_still(_rgb(p), i)) == []
 
 
 def _two_people_clip(n=8, seed=0):
