@@ -1,6 +1,8 @@
-"""Benchmark of the image-space evaluation: the rasteriser alone (warm-up, median/p95) on a
-marching-cubes person-sized mesh, and ``streamrecon evaluate`` on a synthetic run directory of N
-frames (the analytic factory of tests/eval/test_report.py, at a realistic frame and mesh size).
+"""Benchmark of the evaluation: the rasteriser alone (warm-up, median/p95) on a marching-cubes
+person-sized mesh, the 3D figures of one person-frame against a fitted body (the body scenes of
+tests/eval/body_scenes.py: our body model in 2 cm of clothes, at the frame size), and
+``streamrecon evaluate`` on a synthetic run directory of N frames (the analytic factory of
+tests/eval/test_report.py, at a realistic frame and mesh size; no bodies).
 
     .venv/bin/python benchmarks/bench_evaluate.py --frames 100 --json out.json
 """
@@ -38,6 +40,36 @@ def stats(ts):
     return {"median_ms": float(np.median(ts)), "p95_ms": float(np.percentile(ts, 95)), "fps": float(1e3 / np.median(ts))}
 
 
+def bench_3d(w: int, h: int, repeats: int) -> dict:
+    """Median/p95 of the 3D figures of one person-frame: the body read from its manifest entry,
+    ``person_depth_metrics`` (depth maps, enclosure, distances, thickness) and the mesh change
+    with the body's motion removed, for a body 0.85 of the frame tall."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "eval"))
+    from body_scenes import body_params, clothed
+
+    from streamrecon.eval.metrics.depth import body_from_params, person_depth_metrics
+    from streamrecon.eval.metrics.motion import mesh_change, vertex_transforms
+
+    scale = 0.85 * h / 1.75
+    a = body_params(1, tx=w / 2, ty=0.5 * h, scale=scale)
+    b = body_params(1, t=0.2, seed_to=2, tx=w / 2 + 3, ty=0.5 * h, scale=scale)
+    (va, fa), vb = clothed(a), clothed(b)[0]
+    rect = (w / 2 - 0.5 * h, 0.0, float(h), float(h))
+    ba, bb = body_from_params(a), body_from_params(b)
+    res = {"mesh_faces": int(len(fa))}
+    for name, fn in (("body_from_params", lambda: body_from_params(a)),
+                     ("person_depth_metrics", lambda: person_depth_metrics(va, fa, ba, rect, (h, w))),
+                     ("mesh_change", lambda: mesh_change(va, vb, ba, bb, vertex_transforms(ba), vertex_transforms(bb)))):
+        fn()
+        ts = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        res[name] = stats(ts)
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=100)
@@ -68,6 +100,8 @@ def main() -> int:
             fn()
             ts.append(time.perf_counter() - t)
         out[name] = stats(ts)
+
+    out["figures_3d"] = bench_3d(w, h, args.repeats)
 
     import cv2
 

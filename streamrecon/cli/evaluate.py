@@ -1,5 +1,7 @@
 """``streamrecon evaluate RUN_DIR``: render every mesh of a run with the camera of its crop,
-compare it with the input frame and person mask, write ``metrics.json`` and ``report.html``."""
+compare it with the input frame and person mask, judge it in 3D against the person's fitted body
+where the run holds one (the views the camera never saw), write ``metrics.json`` and
+``report.html``."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +13,8 @@ from .help import field_docs
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "evaluate", help="render each mesh of a run and compare it with its frame: metrics.json + report.html",
+        "evaluate", help="render each mesh of a run, compare it with its frame and, in 3D, with the fitted body: "
+                    "metrics.json + report.html",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `streamrecon run --out`")
     p.add_argument("--out", default=None, help="where to write metrics.json, report.html and images/ (default RUN_DIR/eval)")
@@ -51,7 +54,15 @@ def main(args) -> int:
     iou = s["iou"]
     print(f"evaluated {s['frames']} frames, {s['person_frames']} person-frames: "
           + (f"IoU mean {iou['mean']:.3f} (min {iou['min']:.3f}), " if iou else "no masks, ")
-          + f"{s['failing']} failing (IoU < {cfg.iou_threshold}) in {s['eval_s']:.1f} s")
+          + f"{s['failing']} failing (IoU < {cfg.iou_threshold}, no mesh or 3D) in {s['eval_s']:.1f} s")
+    d = s["depth"]
+    if d["judged"]:
+        cov, thin = d["body_covered"], d["thickness_min_ratio"]
+        print(f"3D against the fitted bodies: {d['failing']} of {d['judged']} failing; body covered mean "
+              + (f"{cov['mean']:.3f} (min {cov['min']:.3f})" if cov else "–") + ", thinnest band mean "
+              + (f"{thin['mean']:.2f} (min {thin['min']:.2f})" if thin else "–"))
+    for item in s["not_made"]:
+        print(f"not made: {', '.join(item['figures'])}: {item['reason']}")
     print(f"metrics: {out / 'metrics.json'}")
     if cfg.save_renders != "none":
         print(f"renders: {out / 'renders'} ({cfg.save_renders} view)")

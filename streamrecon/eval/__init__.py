@@ -1,2 +1,3 @@
-"""Judging meshes: CPU rendering with the crop camera (``render``), image-space metrics
-(``metrics``) and the run report of ``streamrecon evaluate`` (``report``)."""
+"""Judging meshes: CPU rendering with the crop camera (``render``), image-space and 3D metrics
+(``metrics``: against the input frame and mask, and against each person's fitted body) and the run
+report of ``streamrecon evaluate`` (``report``)."""

@@ -20,8 +20,10 @@ from ..metrics import (boundary, boundary_fscore, default_tolerance, depth_chang
                        silhouette_change, ssim, stability_summary, to_gray)
 from ...mesh.io import atomic_write_bytes
 from ..render import CropCamera, Render, render_mesh
+from .body3d import Body3D
 from .config import CROP_RENDER_SIZE, EvaluateConfig
 from .run_dir import FrameEntry, RunManifest, read_mask, read_mesh, read_rgb, resolve
+from .stats import stats as _stats
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ def evaluate_run(manifest: RunManifest, cfg: EvaluateConfig,
     frames = manifest.frames[: cfg.max_frames] if cfg.max_frames else manifest.frames
     prev: dict = {}  # person id -> (silhouette, mask, depth) of its previous evaluated frame
     rows, temporal = [], {}
+    body3d = Body3D(cfg)
     for k, fr in enumerate(frames):
         tol = cfg.boundary_tolerance or default_tolerance(fr.height, fr.width)
         image = _load_frame(manifest, fr)
@@ -155,40 +158,47 @@ def evaluate_run(manifest: RunManifest, cfg: EvaluateConfig,
                     temporal.setdefault(p.person, []).append(step)
                 row.update(step)
                 prev[p.person] = (render.silhouette, mask, render.depth)
+            row.update(body3d.person(k, fr, p, mesh, mask))
             persons.append(row)
         rows.append({"index": fr.index, "time": fr.time, "width": fr.width, "height": fr.height,
                      "boundary_tolerance_px": tol, "has_input": image is not None, "persons": persons})
         if on_frame is not None:
             on_frame(k + 1, len(frames))
+    depth_summary = body3d.finish(rows)
     failing = []
     for r in rows:
         for p in r["persons"]:
             bad_iou = p.get("iou") is not None and p["iou"] < cfg.iou_threshold
+            reasons, kinds = [], []
             if p["status"] != "ok" or bad_iou:
                 reason = p["status"] if p["status"] != "ok" else f"IoU {p['iou']:.3f} < {cfg.iou_threshold}"
                 if p["status"] == "ok" and p["render_px"] == 0:
                     reason = "empty render: " + reason  # the mesh has no faces in view
+                reasons.append(reason)
+                kinds.append("image")
+            if p.get("depth_failing"):
+                reasons.append(p["depth_failing"])
+                kinds.append("3d")
+            if reasons:
                 failing.append({"index": r["index"], "time": r["time"], "person": p["person"],
-                                "iou": p.get("iou"), "reason": reason})
-    failing.sort(key=lambda f: (-1.0 if f["iou"] is None else f["iou"], f["index"]))
+                                "iou": p.get("iou"), "body_covered": p.get("body_covered"),
+                                "thickness_min_ratio": (p.get("thickness") or {}).get("min_ratio"),
+                                "kinds": kinds, "reason": "; ".join(reasons)})
+    # worst first: no usable mesh, then low IoU, then 3D failures by their covered share
+    failing.sort(key=lambda f: (0 if "image" in f["kinds"] else 1,
+                                -1.0 if f["iou"] is None else f["iou"] if "image" in f["kinds"] else
+                                (f["body_covered"] if f["body_covered"] is not None else 1.0), f["index"]))
     doc = {
         "version": METRICS_VERSION,
         "run_dir": str(manifest.root),
         "run": {k: manifest.raw.get(k) for k in ("source", "source_kind", "model", "resolution", "mesh_frame")},
         "config": asdict(cfg),
-        "summary": _summary(rows, temporal, failing, time.perf_counter() - t0),
+        "summary": dict(_summary(rows, temporal, failing, time.perf_counter() - t0), depth=depth_summary,
+                        not_made=body3d.not_made()),
         "failing": failing,
         "frames": rows,
     }
     return _json_safe(doc)
-
-
-def _stats(values) -> Optional[dict]:
-    v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
-    if v.size == 0:
-        return None
-    return {"mean": float(v.mean()), "median": float(np.median(v)), "min": float(v.min()),
-            "max": float(v.max()), "p10": float(np.percentile(v, 10)), "n": int(v.size)}
 
 
 def _summary(rows, temporal, failing, wall_s) -> dict:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ...mesh.io import atomic_write_bytes
 from .config import EvaluateConfig
+from . import html3d
 from .evaluation import frame_panels
 from .run_dir import RunManifest
 from .svg import line_chart
@@ -27,11 +28,13 @@ table { border-collapse: collapse; font-size: 13px; }
 td, th { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 .bad { color: #c0392b; font-weight: 600; } .ok { color: #1e8449; font-weight: 600; }
+.note { color: #8a5a00; font-size: 13px; }
 .frame { margin: 14px 0 22px; } .frame h3 { font-size: 14px; margin: 4px 0; }
 .row { display: flex; gap: 6px; align-items: flex-start; }
 .row img { flex: 1 1 0; min-width: 0; max-width: %dpx; border: 1px solid #ccc; }
 .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: middle; }
 .charts svg { margin: 6px 8px 6px 0; border: 1px solid #eee; }
+img.strip { max-width: 100%%; border: 1px solid #ccc; }
 """
 
 
@@ -86,7 +89,7 @@ def _write_panels(manifest: RunManifest, fr, out_dir: Path, width: int) -> list:
     return names
 
 
-def _frame_block(fr_row: dict, names: list, title_extra: str = "") -> str:
+def _frame_block(fr_row: dict, names: list, title_extra: str = "", extra: str = "") -> str:
     cells = []
     for p in fr_row["persons"]:
         cls = "bad" if p["status"] != "ok" else ""
@@ -97,7 +100,7 @@ def _frame_block(fr_row: dict, names: list, title_extra: str = "") -> str:
     imgs = "<div class='row'>" + "".join(
         f'<img src="{escape(n)}" alt="{escape(k)}" title="{escape(k)}">' for n, k in zip(names, PANELS)) + "</div>"
     return (f'<div class="frame" id="frame-{fr_row["index"]}"><h3>frame {fr_row["index"]}{t}{title_extra}</h3>'
-            f'<div class="meta">{"; ".join(cells) or "no person"}</div>{imgs}</div>')
+            f'<div class="meta">{"; ".join(cells) or "no person"}</div>{imgs}{extra}</div>')
 
 
 def _charts(doc: dict, cfg: EvaluateConfig) -> str:
@@ -110,7 +113,13 @@ def _charts(doc: dict, cfg: EvaluateConfig) -> str:
             vals = []
             for r in rows:
                 p = next((p for p in r["persons"] if p["person"] == pid), None)
-                vals.append(None if p is None else p.get(key))
+                if p is not None and "." in key:  # a figure inside a nested dict (the thickness profile)
+                    outer, inner = key.split(".", 1)
+                    p = p.get(outer)
+                    key_here = inner
+                else:
+                    key_here = key
+                vals.append(None if p is None else p.get(key_here))
             return vals
 
         label = f" (person {pid})" if len(pids) > 1 else ""
@@ -128,6 +137,7 @@ def _charts(doc: dict, cfg: EvaluateConfig) -> str:
             top = max([0.1] + [v for v in change + col("mask_change") if v is not None])
             out.append(line_chart(x, [("render change", change), ("mask change", col("mask_change"))],
                                   f"Frame-to-frame change, 1 − IoU{label}", y_range=(0.0, top * 1.05)))
+        out.append(html3d.charts(x, col, cfg, label))
     return "".join(out)
 
 
@@ -162,13 +172,15 @@ def write_report(doc: dict, manifest: RunManifest, cfg: EvaluateConfig, out_dir)
              f"<title>streamrecon evaluation · {escape(str(doc['run'].get('source') or manifest.root.name))}</title>"
              f"<style>{_CSS % cfg.thumb_width}</style></head><body>"]
     run = doc["run"]
-    parts.append(f"<h1>Image-space evaluation</h1><div class='meta'>run <code>{escape(doc['run_dir'])}</code> · "
+    parts.append(f"<h1>Evaluation: the input view and the unseen ones</h1><div class='meta'>run <code>{escape(doc['run_dir'])}</code> · "
                  f"source {escape(str(run.get('source')))} · model {escape(str(run.get('model')))} · "
                  f"resolution {escape(str(run.get('resolution')))} · meshes in the {escape(str(run.get('mesh_frame')))} frame"
                  f" · evaluated in {s['eval_s']:.1f} s</div>")
     verdict = "bad" if s["failing"] else "ok"
     parts.append(f"<p class='{verdict}'>{s['failing']} failing of {s['person_frames']} person-frames "
-                 f"(IoU &lt; {cfg.iou_threshold} or no usable mesh) in {s['frames']} frames.</p>")
+                 f"(IoU &lt; {cfg.iou_threshold}, no usable mesh, or failing in 3D) in {s['frames']} frames.</p>")
+    parts.append(html3d.verdict_line(s))
+    parts.append(html3d.not_made_html(s))
     if s["iou"] is None:
         parts.append("<p class='bad'>This run has no person masks: silhouette IoU, boundary F, SSIM and PSNR "
                      "cannot be measured; only the renders and their temporal change are shown.</p>")
@@ -185,23 +197,45 @@ def write_report(doc: dict, manifest: RunManifest, cfg: EvaluateConfig, out_dir)
         parts.append(f"<tr><td>temporal, person {escape(pid)}: render change / mask change / jitter (median)</td>"
                      f"<td colspan=5>{_f(t['render_change'], 4)} / {_f(t['mask_change'], 4)} / "
                      f"<b>{_f(t['jitter'], 4)}</b> ({_f(t['jitter_median'], 4)}) over {t['steps']} steps</td></tr>")
+    parts.append(html3d.summary_rows(s))
     parts.append("</table>")
 
     parts.append(f"<h2>Failing frames ({len(failing_frames)})</h2>")
     if failing_frames:
-        parts.append("<table><tr><th>frame</th><th>time s</th><th>person</th><th>IoU</th><th>reason</th></tr>")
+        has3d = bool((s.get("depth") or {}).get("judged"))
+        parts.append("<table><tr><th>frame</th><th>time s</th><th>person</th><th>IoU</th>"
+                     + ("<th>body covered</th><th>thinnest band</th>" if has3d else "") + "<th>reason</th></tr>")
         for f in doc["failing"]:
             parts.append(f"<tr><td><a href='#frame-{f['index']}'>{f['index']}</a></td><td>{_f(f['time'], 2)}</td>"
-                         f"<td>{f['person']}</td><td class='bad'>{_f(f['iou'])}</td><td>{escape(f['reason'])}</td></tr>")
+                         f"<td>{f['person']}</td><td class='{'bad' if 'image' in f.get('kinds', ('image',)) else ''}'>"
+                         f"{_f(f['iou'])}</td>"
+                         + (f"<td>{_f(f.get('body_covered'))}</td><td>{_f(f.get('thickness_min_ratio'))}</td>" if has3d else "")
+                         + f"<td>{escape(f['reason'])}</td></tr>")
         parts.append("</table>")
         if len(failing_frames) > len(shown_failing):
             parts.append(f"<p class='meta'>pictures of the worst {len(shown_failing)} shown; all are in metrics.json</p>")
+        if any("3d" in f.get("kinds", ()) for f in doc["failing"] if f["index"] in shown_failing):
+            parts.append(html3d.LEGEND)
         for idx in shown_failing:
-            parts.append(_frame_block(row_by_index[idx], panels(idx), " · <span class='bad'>failing</span>"))
+            fr, extra = by_index[idx], ""
+            for f in doc["failing"]:
+                if f["index"] == idx and "3d" in f.get("kinds", ()):
+                    p = next(q for q in fr.persons if q.person == f["person"])
+                    extra += (html3d.person_line(html3d.person_row(row_by_index[idx], f["person"]))
+                              + html3d.views_block(manifest, fr, p, html3d.person_row(row_by_index[idx], f["person"]),
+                                                   out_dir, cfg.thumb_width))
+            parts.append(_frame_block(row_by_index[idx], panels(idx), " · <span class='bad'>failing</span>", extra))
     else:
         parts.append("<p class='ok'>none</p>")
 
     parts.append("<h2>Metrics over time</h2><div class='charts'>" + _charts(doc, cfg) + "</div>")
+    turn = [rows[i]["index"] for i in sample_frames(len(rows), cfg.turntable)]
+    if turn:
+        parts.append("<h2>Turntable</h2>" + (html3d.LEGEND if (s.get("depth") or {}).get("judged") else
+                                              "<div class='legend meta'>the mesh turned about the vertical axis "
+                                              "(no fitted body in this run)</div>"))
+        for idx in turn:
+            parts.append(html3d.turntable_block(manifest, by_index[idx], row_by_index[idx], out_dir))
     parts.append("<h2>Sampled frames</h2><div class='legend meta'>input | overlay | render"
                  "<span style='background:#ff8c00'></span>render silhouette"
                  "<span style='background:#00dc5a'></span>person mask outline"

@@ -25,12 +25,16 @@ MAX_FRAME_PIXELS = 8192 * 8192
 
 @dataclass(frozen=True)
 class PersonEntry:
-    """One person of one frame: ``rect`` (x, y, w, h) frame pixels; files relative to the run dir."""
+    """One person of one frame: ``rect`` (x, y, w, h) frame pixels; files relative to the run dir;
+    ``body`` their fitted body as the manifest holds it (``body.params.to_params``'s dict, read
+    by ``eval.metrics.depth.body_from_params``, which refuses a malformed one) or None when the
+    run fitted none."""
 
     person: int
     file: str
     rect: tuple
     mask_file: Optional[str] = None
+    body: Optional[object] = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ def load_manifest(run_dir) -> RunManifest:
         try:
             persons = tuple(
                 PersonEntry(person=int(p["person"]), file=str(p["file"]),
-                            rect=_rect(p["rect"]), mask_file=p.get("mask_file") or None)
+                            rect=_rect(p["rect"]), mask_file=p.get("mask_file") or None,
+                            body=p.get("body"))
                 for p in fr.get("persons", [])
             )
             frames.append(FrameEntry(index=int(fr["index"]), time=_opt_float(fr.get("time")),
@@ -147,7 +152,7 @@ def read_mask(path: Path) -> np.ndarray:
 
 
 def read_mesh(path: Path, frame: str) -> Mesh:
-    """An OBJ (``meshio.read_obj``) or binary little-endian PLY as written by ``meshio``."""
+    """An OBJ (``mesh.io.read_obj``) or binary little-endian PLY as written by ``mesh.io``."""
     from ...mesh.io import read_obj
 
     suffix = path.suffix.lower()
@@ -167,10 +172,10 @@ _SLASH_TAIL = re.compile(rb"/\S*")
 
 
 def read_obj_fast(path: Path) -> Optional[tuple]:
-    """Vertices [V, 3] float32 and faces [F, 3] int64 (0-based) of an OBJ laid out as ``meshio``
+    """Vertices [V, 3] float32 and faces [F, 3] int64 (0-based) of an OBJ laid out as ``mesh.io``
     writes it: first a block of ``v`` lines (all with the same number of values), then any other
     lines (``vn``), then only triangle ``f`` lines. Parsed block-wise by numpy, several times
-    faster than ``meshio.read_obj`` (its slow twin, used by the caller when this returns None)."""
+    faster than ``mesh.io.read_obj`` (its slow twin, used by the caller when this returns None)."""
     data = Path(path).read_bytes()
     if not data.startswith(b"v "):
         return None
@@ -205,7 +210,7 @@ _PLY_TYPES = {"float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8
 
 def read_ply(path: Path) -> tuple:
     """Vertices [V, 3] float32 and triangles [F, 3] of a binary little-endian PLY whose faces are
-    all triangles (the files ``meshio.write_mesh`` writes). Sizes are checked against the file
+    all triangles (the files ``mesh.io.write_mesh`` writes). Sizes are checked against the file
     length before anything is allocated."""
     data = Path(path).read_bytes()
     end = data.find(b"end_header\n")
