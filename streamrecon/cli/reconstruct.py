@@ -28,6 +28,8 @@ class ReconstructArgs:
     """only this person: the id of a found person (0, 1, ... from the left), or the line of a multi-person --rect file (default: every person found; the first line of a rect file)."""
     checkpoint: Optional[str] = None
     """model checkpoint (e.g. the official pifuhd.pt); default: the embedded model."""
+    model: str = "default"
+    """without --checkpoint: default (the embedded model, which reads each person's fitted body) or mask-only (the embedded model that reads the person mask alone)."""
     resolution: int = 256
     """marching-cubes grid points per axis (the reference uses 512)."""
     frame: str = "image"
@@ -63,6 +65,7 @@ def register(subparsers) -> None:
     p.add_argument("--rect", default=d["rect"], metavar="RECT", help=docs.get("rect", ""))
     p.add_argument("--person", type=int, default=d["person"], metavar="N", help=docs.get("person", ""))
     p.add_argument("--checkpoint", default=d["checkpoint"], metavar="CKPT", help=docs.get("checkpoint", ""))
+    p.add_argument("--model", choices=("default", "mask-only"), default=d["model"], help=docs.get("model", ""))
     p.add_argument("--resolution", type=int, default=d["resolution"], metavar="N", help=docs.get("resolution", ""))
     p.add_argument("--frame", choices=("image", "crop"), default=d["frame"], help=docs.get("frame", ""))
     p.add_argument("--octree", choices=("auto", "reference"), default=d["octree"], help=docs.get("octree", ""))
@@ -108,7 +111,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"--person {a.person}: expected a person id >= 0")
     t0 = time.perf_counter()
     image = resolve_image(a.image)
-    model = load_model(a.checkpoint, device=a.device)  # a bad checkpoint is said before the people are looked for
+    if a.model != "default" and a.checkpoint is not None:
+        raise UserInputError(f"--model {a.model} is a model shipped in the package: drop --checkpoint")
+    if a.model != "default":
+        from ..models.load import load_named
+
+        model = load_named(a.model, device=a.device)
+    else:
+        model = load_model(a.checkpoint, device=a.device)  # a bad checkpoint is said before the people are looked for
     if a.rect is not None:
         jobs = [(None, _parse_rect(a.rect, a.person or 0, image.shape[0], image.shape[1]), None, None)]
     else:

@@ -16,7 +16,9 @@ from ..types import FRAMES
 def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") -> None:
     g = p.add_argument_group("reconstruction")
     g.add_argument("--model", choices=MODELS, default=StageConfig.model,
-                   help="default: the network (--checkpoint or the embedded model); synthetic: a sphere over bright pixels (checks the streaming path without a network)")
+                   help="default: the network (--checkpoint or the embedded model, which reads each person's fitted body); "
+                        "mask-only: the embedded model that reads the person mask alone; "
+                        "synthetic: a sphere over bright pixels (checks the streaming path without a network)")
     g.add_argument("--checkpoint", default=StageConfig.checkpoint, help="PIFuHD checkpoint (default: the embedded model)")
     g.add_argument("--resolution", type=int, default=StageConfig.resolution, help="marching-cubes grid points per axis (default %(default)s)")
     g.add_argument("--mesh-frame", choices=FRAMES, default=StageConfig.mesh_frame,

@@ -11,6 +11,21 @@ from typing import Any, Optional, Union
 from ..errors import BackendUnavailableError, UserInputError
 
 
+NAMED = ("default", "mask-only")
+"""models shipped in the package: ``default`` (the embedded model) and ``mask-only`` (the embedded
+model that reads the person mask without the fitted body)"""
+
+
+def load_named(name: str, device: Any = "cpu"):
+    """A model shipped in the package by name (``NAMED``)."""
+    from . import embedded
+
+    if name not in NAMED:
+        raise UserInputError(f"--model: expected one of {', '.join(NAMED)}, got {name!r}")
+    device = check_device(device)
+    return embedded.load_default(device) if name == "default" else embedded.load_mask_only(device)
+
+
 def load_model(checkpoint: Optional[Union[str, "os.PathLike[str]"]] = None, device: Any = "cpu"):
     """Return an ``ImplicitModel`` on ``device``.
 

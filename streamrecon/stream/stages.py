@@ -25,7 +25,7 @@ from ..types import FRAMES, EvaluatedPeople, FoundPeople, Frame, FrameResult, Me
 
 log = logging.getLogger(__name__)
 
-MODELS = ("default", "synthetic")
+MODELS = ("default", "mask-only", "synthetic")
 PEOPLE = ("auto", "full-frame")
 MAX_THREADS = 256
 THREADS_PER_CORE = 4
@@ -40,7 +40,8 @@ class StageConfig:
     """What the reconstruction stage builds (mirrored by ``run``/``live`` flags)."""
 
     model: str = "default"
-    """``default`` (the network: ``--checkpoint`` or the embedded model) or ``synthetic`` (a
+    """``default`` (the network: ``--checkpoint`` or the embedded model), ``mask-only`` (the
+    embedded model that reads the person mask without the fitted body) or ``synthetic`` (a
     sphere over the bright pixels: tests and demos without a network)."""
     checkpoint: Optional[str] = None
     """PIFuHD checkpoint file; None = the embedded default model."""
@@ -237,7 +238,14 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
     from ..models.load import load_model
     from ..recon import evaluate_person, mesh_person, reconstruct_person
 
-    model = load_model(cfg.checkpoint)
+    if cfg.model == "mask-only":
+        if cfg.checkpoint is not None:
+            raise UserInputError("--model mask-only is a model shipped in the package: drop --checkpoint")
+        from ..models.load import load_named
+
+        model = load_named("mask-only")
+    else:
+        model = load_model(cfg.checkpoint)
     threads = cfg.threads
     if threads == 0 and getattr(model, "name", "") == "embedded":
         threads = max(1, usable_cores() // 2)
@@ -283,6 +291,8 @@ def model_label(cfg: StageConfig) -> str:
     """The manifest's ``model`` field."""
     if cfg.model == "synthetic":
         return "synthetic"
+    if cfg.model == "mask-only":
+        return "embedded:mask-only"
     if cfg.checkpoint is None:
         return "embedded"
     import hashlib

@@ -7,6 +7,12 @@ any checkpoint in the same format. Importing this package does not import torch.
 from __future__ import annotations
 
 
+def load_mask_only(device: str = "cpu"):
+    from .model import load_mask_only as _lm
+
+    return _lm(device)
+
+
 def load_default(device: str = "cpu"):
     from .model import load_default as _ld
 

@@ -34,6 +34,8 @@ FORMAT = "streamrecon-embedded"
 VERSION = 1
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
+MASK_ONLY_WEIGHTS = WEIGHTS_DIR / "mask_only.pt"
+"""the embedded model that reads the person mask alone (no body): ``--model mask-only``"""
 
 
 def crop_affine(rect, res: int) -> np.ndarray:
@@ -309,6 +311,13 @@ def load_embedded(path: Union[str, Path], device: str = "cpu") -> EmbeddedModel:
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{path}: weights do not match their config ({exc})") from exc
     return EmbeddedModel(net, device, obj.get("meta"))
+
+
+def load_mask_only(device: str = "cpu") -> EmbeddedModel:
+    """The mask-only model shipped in the package (``MASK_ONLY_WEIGHTS``)."""
+    if not MASK_ONLY_WEIGHTS.is_file():
+        raise CheckpointError(f"the mask-only weights {MASK_ONLY_WEIGHTS} are missing from this install; reinstall streamrecon")
+    return load_embedded(MASK_ONLY_WEIGHTS, device)
 
 
 def load_default(device: str = "cpu") -> EmbeddedModel:

@@ -102,3 +102,15 @@ def test_a_body_model_reads_the_fitted_body_and_its_mirror_average_is_symmetric(
     # symmetric up to the rasteriser's tie rule at pixel centres on a triangle edge, which the
     # mirrored body meets from the other side
     torch.testing.assert_close(mirrored.query(feats, flip), occ, atol=1e-3, rtol=0)
+
+
+def test_the_mask_only_model_ships_beside_the_default_and_reads_no_body():
+    from streamrecon.errors import UserInputError
+    from streamrecon.models.load import load_named
+    from streamrecon.stream.stages import StageConfig, model_label
+
+    m = load_named("mask-only")
+    assert m.name == "embedded" and not m.reads_body and m.cfg.in_channels == 1
+    assert model_label(StageConfig(model="mask-only")) == "embedded:mask-only"
+    with pytest.raises(UserInputError, match="--model"):
+        load_named("nope")
