@@ -173,7 +173,7 @@ class ShardDataset:
     def batch(self, gen: torch.Generator, batch: int, n_points: int, n_rays: int, in_res: int,
               mask_noise: float = 0.3, items: Optional[torch.Tensor] = None, flip: bool = True,
               free: float = 0.125, uniform: float = 0.0, ray_points: int = 0, shading: bool = False,
-              depth_pixels: int = 0, body: bool = False) -> Batch:
+              depth_pixels: int = 0, body: bool = False, outside: float = 0.0) -> Batch:
         """A random batch (``items``: indices of items, i.e. kept views, to use instead of random).
         ``flip``: mirror half the items left-right (mask columns and point x): a mirrored person
         is a person, which doubles the bodies seen. ``free``: share of extra points drawn in the
@@ -191,7 +191,12 @@ class ShardDataset:
         random on-person pixels per view with the crop z of the front and back surface there
         (``depth_xy``, ``depth_z``, ``depth_ok``: targets of a ``depth_prior`` net; shards with
         ``depths``). ``body``: three more image channels, the fitted body's front and back crop z
-        (0 off it) and its coverage (``body.conditioning.BodyMaps``; shards with ``body_depths``)."""
+        (0 off it) and its coverage (``body.conditioning.BodyMaps``; shards with ``body_depths``).
+        ``outside``: share of extra points (of ``n_points``) at pixels off the person's silhouette
+        (by more than 2 pixels: the input mask may be dilated), at any depth of the crop cube,
+        labelled empty: exact, since the silhouette is the whole dressed body's projection. The
+        stored samples and the free points never reach the crop's borders at the body's depth,
+        where a network is otherwise free to grow sheets."""
         dev = self.device
         res = self.masks.shape[-1]
         if items is None:
@@ -226,6 +231,17 @@ class ShardDataset:
             pts = torch.cat([pts, torch.cat([xy, z[..., None]], -1)], 1)
             lab = torch.cat([lab, torch.zeros(len(items), n_free, device=dev)], 1)
         flat = mask.reshape(len(items), -1)
+        n_out = int(round(outside * n_points))
+        if n_out > 0:
+            near = F.max_pool2d(mask[:, None], 5, 1, 2)[:, 0].reshape(len(items), -1)  # the silhouette grown by 2 px
+            off = (near < 0.5).float()
+            ocsum = off.cumsum(1).contiguous()
+            k = (torch.rand(len(items), n_out, generator=gen, device=dev) * ocsum[:, -1:].clamp(min=1)).floor() + 1
+            opix = torch.searchsorted(ocsum, k.contiguous()).clamp(max=res * res - 1)
+            oxy = torch.stack([-1 + 2 * (opix % res).float() / (res - 1), 1 - 2 * (opix // res).float() / (res - 1)], -1)
+            oz = torch.rand(len(items), n_out, 1, generator=gen, device=dev) * 2 - 1
+            pts = torch.cat([pts, torch.cat([oxy, oz], -1)], 1)
+            lab = torch.cat([lab, torch.zeros(len(items), n_out, device=dev)], 1)
         csum = flat.cumsum(1).contiguous()
         n_on = csum[:, -1:].clamp(min=1)
 

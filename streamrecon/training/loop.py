@@ -65,6 +65,9 @@ class TrainConfig:
     buy coverage with a detached sheet behind the body)"""
     free: float = 0.4
     """extra empty points in front of/behind the body, as a share of --points (see dataset.batch)"""
+    outside: float = 0.0
+    """extra empty points at pixels off the person's silhouette, at any depth, as a share of --points
+    (see dataset.batch): they keep the network from growing sheets at the crop's borders"""
     uniform: float = 0.0
     """share of each view's labelled points drawn from its uniform-in-bounding-box samples (0:
     as stored, 1/8); more of them supervise the empty space just behind the body, where the
@@ -140,6 +143,8 @@ class TrainConfig:
             raise UserInputError(f"--depth-pixels must be >= 1 and --depth-weight >= 0 (got {self.depth_pixels}, {self.depth_weight:g})")
         if self.precision not in PRECISIONS:
             raise UserInputError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not 0.0 <= self.outside <= 1.0:
+            raise UserInputError(f"--outside: expected a share in [0, 1], got {self.outside}")
         if self.body_noise < 0 or self.workers < 1:
             raise UserInputError(f"--body-noise must be >= 0 and --workers >= 1 (got {self.body_noise:g}, {self.workers})")
         if self.sil_range not in SIL_RANGES:
@@ -425,7 +430,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                     gparam["lr"] = lr
             batch = data.batch(gen, cfg.batch, cfg.points, cfg.sil_rays, net_cfg.in_res, free=cfg.free, uniform=cfg.uniform,
                                ray_points=cfg.ray_points, shading=net_cfg.shading, mask_noise=cfg.mask_noise,
-                               depth_pixels=cfg.depth_pixels if net_cfg.depth_prior else 0, body=net_cfg.body)
+                               depth_pixels=cfg.depth_pixels if net_cfg.depth_prior else 0, body=net_cfg.body,
+                               outside=cfg.outside)
             stats = step_fn(net, opt, batch, cfg, gen, teacher)
             step += 1
             if bar is not None:

@@ -660,3 +660,21 @@ def test_a_body_net_trains_end_to_end_from_weights_without_the_body(tmp_path):
     assert model.cfg.body and model.cfg.depth_prior and model.cfg.in_channels == 4
     logs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert len(logs) == 2 and all(np.isfinite(r["loss"]) for r in logs)
+
+
+def test_outside_points_lie_off_the_silhouette_at_any_depth_and_are_empty(shard_dir):
+    ds = ShardDataset(shard_dir, exclude=("shard_val.npz",))
+    items = torch.arange(4)
+    b = ds.batch(torch.Generator().manual_seed(3), 4, 100, 8, 32, mask_noise=0, free=0, flip=False, items=items, outside=0.5)
+    assert b.points.shape[1] == 150
+    pts, lab = b.points[:, 100:], b.labels[:, 100:]
+    assert torch.all(lab == 0)
+    cols = torch.round((pts[..., 0] + 1) * 31 / 2).long()
+    rows = torch.round((1 - pts[..., 1]) * 31 / 2).long()
+    grown = torch.nn.functional.max_pool2d(ds.masks[items].float()[:, None], 5, 1, 2)[:, 0]
+    for i in range(4):
+        assert torch.all(grown[i][rows[i], cols[i]] == 0)  # off the silhouette grown by 2 px
+    z = pts[..., 2]
+    assert float(z.min()) < -0.5 and float(z.max()) > 0.5  # any depth, the body's included
+    with pytest.raises(UserInputError, match="--outside"):
+        TrainConfig(out="x", outside=1.5)
