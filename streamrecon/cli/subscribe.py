@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     reason = "idle timeout"
     lost = False
     # the address and the keys are checked (one line) before the folder is made
-    with MeshSubscriber(args.connect, curve_keys=args.curve_keys) as sub:
+    with MeshSubscriber(args.connect, curve_keys=args.curve_keys, bodies=True) as sub:
         rec = _Recording(out, args.format)
         try:
             while args.max_messages is None or rec.count < args.max_messages:
@@ -104,12 +104,15 @@ def main(args: argparse.Namespace) -> int:
                 h = msg.header
                 name = mesh_name(h.frame_index, h.person_id, args.format)
                 lat = sub.latency(msg)
+                entry = {
+                    "seq": h.seq, "frame": h.frame_index, "person": h.person_id, "file": name,
+                    "vertices": h.num_vertices, "faces": h.num_faces, "coord_frame": h.coord_frame,
+                    "rect": list(h.rect) if h.rect else None, "capture_time": h.capture_time,
+                    "publish_time": h.publish_time, "receive_time": time.time(), "latency_s": lat}
+                if msg.body is not None:
+                    entry["body"] = msg.body  # the person's fitted body (docs/protocol.md)
                 try:
-                    rec.add(msg.mesh, name, {
-                        "seq": h.seq, "frame": h.frame_index, "person": h.person_id, "file": name,
-                        "vertices": h.num_vertices, "faces": h.num_faces, "coord_frame": h.coord_frame,
-                        "rect": list(h.rect) if h.rect else None, "capture_time": h.capture_time,
-                        "publish_time": h.publish_time, "receive_time": time.time(), "latency_s": lat})
+                    rec.add(msg.mesh, name, entry)
                 except OutputError as exc:
                     raise OutputError(f"subscribe: {exc}; the {rec.count} mesh(es) received before are intact in "
                                       f"{out} and listed in messages.jsonl", errno=exc.errno, path=exc.path) from None

@@ -128,6 +128,7 @@ class MeshPublisher:
         self._pending: collections.deque = collections.deque()  # trackers of sends libzmq may still hold
         self._lock = threading.Lock()
         self._ended = self._closed = False
+        self.bodies_sent = 0
         self._stop_heartbeat = threading.Event()
         self._heartbeat = threading.Thread(target=self._heartbeats, name="mesh-heartbeat", daemon=True)
         _register_exit_hook()
@@ -190,11 +191,20 @@ class MeshPublisher:
             time.sleep(min(left, 0.01))
 
     def send_mesh(self, mesh, *, frame_index: int, person_id: int = 0, person_index: int = 0,
-                  persons_in_frame: int = 1, capture_time: float = 0.0, image_size: tuple = (0, 0)) -> int:
-        """Send one mesh (``capture_time`` wall-clock seconds). Never blocks. Returns bytes."""
+                  persons_in_frame: int = 1, capture_time: float = 0.0, image_size: tuple = (0, 0),
+                  body: Optional[dict] = None) -> int:
+        """Send one mesh (``capture_time`` wall-clock seconds), preceded on ``wire.BODY_TOPIC`` by
+        the person's fitted ``body`` (``body.params.to_params``) when given. Never blocks. Returns
+        the mesh message's bytes."""
+        import zmq
+
         with self._lock:
             if self._ended or self._closed:
                 raise RuntimeError("send_mesh after end() or close()")
+            if body is not None:
+                payload = wire.encode_body(body, seq=self.seq, frame_index=frame_index, person_id=person_id)
+                self._sock.send_multipart([wire.BODY_TOPIC, payload], zmq.NOBLOCK)
+                self.bodies_sent += 1
             parts = wire.encode_mesh(
                 mesh, seq=self.seq, frame_index=frame_index, person_id=person_id,
                 person_index=person_index, persons_in_frame=persons_in_frame,
@@ -214,9 +224,14 @@ class MeshPublisher:
         cap = _wall(result.frame.timestamp)
         size = (result.frame.width, result.frame.height)
         for i, p in enumerate(result.persons):
+            body = None
+            if getattr(p.crop, "body", None) is not None:
+                from ..body.params import to_params
+
+                body = to_params(p.crop.body)
             self.send_mesh(p.mesh, frame_index=result.frame.index, person_id=p.crop.person_id,
                            person_index=i, persons_in_frame=len(result.persons), capture_time=cap,
-                           image_size=size)
+                           image_size=size, body=body)
 
     def end(self, frames: int) -> int:
         """End the stream, at most ``drain_s`` seconds: no more meshes; wait until libzmq has taken

@@ -40,9 +40,11 @@ REJECT_LOG_S = 5.0
 
 class MeshSubscriber:
     def __init__(self, address: str = "tcp://127.0.0.1:5555", rcvhwm: int = 4, strict: bool = False,
-                 curve_keys: Optional[str] = None, lost_after_s: float = LOST_AFTER_S) -> None:
+                 curve_keys: Optional[str] = None, lost_after_s: float = LOST_AFTER_S, bodies: bool = False) -> None:
         """``curve_keys``: a key folder (``streamrecon.transport.curve``) to authenticate to a CURVE
-        publisher. ``lost_after_s``: silence after which a publisher heard before is gone (0: never)."""
+        publisher. ``lost_after_s``: silence after which a publisher heard before is gone (0: never).
+        ``bodies``: also receive the fitted-body messages (``wire.BODY_TOPIC``) and attach each to
+        its mesh (``MeshMessage.body``)."""
         import zmq
 
         check_address(address, "--connect", bind=False)
@@ -64,6 +66,9 @@ class MeshSubscriber:
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_FACES * 12)  # largest legal part
         self._sock.setsockopt(zmq.SUBSCRIBE, wire.TOPIC)
+        if bodies:
+            self._sock.setsockopt(zmq.SUBSCRIBE, wire.BODY_TOPIC)
+        self._bodies: dict = {}  # seq -> body params, until their mesh arrives
         # Socket events (connected, refused, ...): libzmq blocks its I/O thread when a monitor's
         # queue is full, and a refused client retries ~10 times a second, so the queue has no
         # high-water mark and is read on every receive.
@@ -158,6 +163,14 @@ class MeshSubscriber:
                 continue
             frames = self._sock.recv_multipart(copy=False)
             try:
+                if frames[0].bytes == wire.BODY_TOPIC:
+                    if len(frames) != 2:
+                        raise ProtocolError(f"body message: expected 2 parts, got {len(frames)}")
+                    b = wire.decode_body(frames[1].buffer)
+                    self._bodies[b["seq"]] = b["body"]
+                    while len(self._bodies) > 64:  # bodies whose mesh was dropped
+                        self._bodies.pop(next(iter(self._bodies)))
+                    continue
                 if frames[0].bytes != wire.TOPIC:
                     raise ProtocolError(f"unexpected topic {frames[0].bytes[:32]!r}")
                 msg = wire.decode([f.buffer for f in frames[1:]])
@@ -182,6 +195,7 @@ class MeshSubscriber:
                 self.ended = True
             else:
                 self.received += 1
+                msg.body = self._bodies.pop(h.seq, None)
             return msg
 
     def recv(self, timeout: Optional[float] = None) -> Optional[wire.MeshMessage]:

@@ -27,6 +27,10 @@ from ..types import Mesh
 MAGIC = b"SRM1"
 VERSION = 2
 TOPIC = b"streamrecon.mesh"
+BODY_TOPIC = b"streamrecon.body"
+"""the topic of the fitted-body messages: a client subscribed to ``TOPIC`` never receives them"""
+MAX_BODY_BYTES = 16384
+"""largest body message accepted (refused before it is parsed)"""
 
 KIND_MESH = 1
 KIND_END = 2
@@ -141,6 +145,9 @@ class MeshMessage:
 
     header: MeshHeader
     mesh: Optional[Mesh]
+    body: Optional[dict] = None
+    """the person's fitted body (``streamrecon.body.params``) when the subscriber asked for bodies
+    and its message arrived; not part of the mesh message itself"""
 
 
 def _pack(h: MeshHeader, buffers: Sequence[BytesLike] = ()) -> bytes:
@@ -330,3 +337,40 @@ def decode(parts: Sequence[BytesLike], copy: bool = True) -> MeshMessage:
 
 def _nbytes(buf: BytesLike) -> int:
     return memoryview(buf).nbytes
+
+
+# ---- fitted bodies (their own topic; docs/protocol.md "Fitted bodies") -------------------------
+def encode_body(params: dict, *, seq: int, frame_index: int, person_id: int) -> bytes:
+    """The body message's payload: UTF-8 strict JSON ``{"seq", "frame_index", "person_id", "body"}``
+    where ``body`` is ``streamrecon.body.params.to_params`` of the person's fit and ``seq`` the
+    seq of the mesh message it belongs to (sent just before that mesh)."""
+    import json
+
+    out = json.dumps({"seq": int(seq), "frame_index": int(frame_index), "person_id": int(person_id), "body": params},
+                     allow_nan=False, separators=(",", ":")).encode()
+    if len(out) > MAX_BODY_BYTES:
+        raise ValueError(f"body message: {len(out)} bytes, above {MAX_BODY_BYTES}")
+    return out
+
+
+def decode_body(payload: BytesLike) -> dict:
+    """A body message's payload -> its dict; ``ProtocolError`` for an oversized, malformed or
+    non-finite one (checked before anything else is trusted)."""
+    import json
+
+    n = _nbytes(payload)
+    if n > MAX_BODY_BYTES:
+        raise ProtocolError(f"body message: {n} bytes, above {MAX_BODY_BYTES}")
+
+    def no_constants(name: str):
+        raise ValueError(f"non-finite number {name}")
+
+    try:
+        d = json.loads(bytes(payload).decode("utf-8"), parse_constant=no_constants)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"body message: not strict JSON ({exc})") from None
+    if not (isinstance(d, dict) and isinstance(d.get("body"), dict)
+            and all(isinstance(d.get(k), int) and not isinstance(d.get(k), bool) and d.get(k) >= 0
+                    for k in ("seq", "frame_index", "person_id"))):
+        raise ProtocolError("body message: expected {seq, frame_index, person_id: integers >= 0, body: {...}}")
+    return d

@@ -321,3 +321,33 @@ def test_drain_timeout_reaches_the_publisher():
                         drain_timeout_s=0.7)
     with open_session(cfg) as session:
         assert session.publisher.drain_s == 0.7
+
+
+def test_fitted_bodies_travel_on_their_own_topic_and_attach_to_their_mesh():
+    """A body message precedes its mesh on ``streamrecon.body``: a subscriber that asks for bodies
+    gets each attached to its mesh; one that only subscribes to meshes never sees them."""
+    import time
+
+    from streamrecon.errors import ProtocolError
+    from streamrecon.transport import wire
+    from streamrecon.transport.publisher import MeshPublisher
+    from streamrecon.transport.subscriber import MeshSubscriber
+    from streamrecon.types import Mesh
+
+    mesh = Mesh(np.zeros((3, 3), np.float32), np.array([[0, 1, 2]], np.int32))
+    body = {"betas": [0.1] * 10, "pose": [[0.0, 0.0, 0.0]] * 18, "scale": 300.0, "mask_inside": None}
+    with MeshPublisher("tcp://127.0.0.1:0", drain_s=0.5) as pub:
+        with MeshSubscriber(pub.endpoint, bodies=True) as both, MeshSubscriber(pub.endpoint) as plain:
+            assert pub.wait_for_subscribers(3, 5.0)  # two topics + one
+            time.sleep(0.2)
+            pub.send_mesh(mesh, frame_index=7, person_id=2, body=body)
+            pub.send_mesh(mesh, frame_index=8, person_id=2)
+            a, b = both.recv(5.0), both.recv(5.0)
+            assert a.body == body and a.header.frame_index == 7 and b.body is None
+            c = plain.recv(5.0)
+            assert c.body is None and c.header.frame_index == 7 and plain.rejected == 0
+    assert wire.decode_body(wire.encode_body(body, seq=3, frame_index=7, person_id=2))["body"] == body
+    for bad in (b"{", b'{"seq": 1, "frame_index": 0, "person_id": 0, "body": {"x": NaN}}', b"x" * (wire.MAX_BODY_BYTES + 1),
+                b'{"seq": -1, "frame_index": 0, "person_id": 0, "body": {}}'):
+        with pytest.raises(ProtocolError, match="body message"):
+            wire.decode_body(bad)
