@@ -53,3 +53,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -
   .venv/bin/python -m pip install -q --no-deps "mediapipe==0.10.21"
   echo "$want" > "$stamp"
 fi
+
+# The test suite also runs the synthetic-data, body-model and training tests: the train extra
+# (anny, libigl, trimesh). anny builds its ~790 MB cache under ~/.cache/streamrecon/anny (or
+# $STREAMRECON_CACHE/anny) on the first test that needs it, about a minute.
+if [ "${1:-}" = "test" ] && ! .venv/bin/python -c "import anny, igl, trimesh" 2>/dev/null; then
+  echo "setup: installing the train extra for the tests (anny, libigl, trimesh)" >&2
+  .venv/bin/python -m pip install -q -e ".[train]"
+fi
