@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Optional
 
+from ..models.load import NAMED
 from .help import field_docs
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class ReconstructArgs:
     checkpoint: Optional[str] = None
     """model checkpoint (e.g. the official pifuhd.pt); default: the embedded model."""
     model: str = "default"
-    """without --checkpoint: default (the embedded model, which reads each person's fitted body) or mask-only (the embedded model that reads the person mask alone)."""
+    """without --checkpoint: default (the embedded model shipped as default.pt, which reads the person mask alone: the body model does not yet beat it on held-out bodies), mask-only (the embedded model that reads the person mask alone) or body (the embedded model that reads the mask and the person's fitted body)."""
     resolution: int = 256
     """marching-cubes grid points per axis (the reference uses 512)."""
     frame: str = "image"
@@ -65,7 +66,7 @@ def register(subparsers) -> None:
     p.add_argument("--rect", default=d["rect"], metavar="RECT", help=docs.get("rect", ""))
     p.add_argument("--person", type=int, default=d["person"], metavar="N", help=docs.get("person", ""))
     p.add_argument("--checkpoint", default=d["checkpoint"], metavar="CKPT", help=docs.get("checkpoint", ""))
-    p.add_argument("--model", choices=("default", "mask-only"), default=d["model"], help=docs.get("model", ""))
+    p.add_argument("--model", choices=NAMED, default=d["model"], help=docs.get("model", ""))
     p.add_argument("--resolution", type=int, default=d["resolution"], metavar="N", help=docs.get("resolution", ""))
     p.add_argument("--frame", choices=("image", "crop"), default=d["frame"], help=docs.get("frame", ""))
     p.add_argument("--octree", choices=("auto", "reference"), default=d["octree"], help=docs.get("octree", ""))

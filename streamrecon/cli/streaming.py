@@ -16,8 +16,9 @@ from ..types import FRAMES
 def add_stage_flags(p: argparse.ArgumentParser, policy_default: str = "auto") -> None:
     g = p.add_argument_group("reconstruction")
     g.add_argument("--model", choices=MODELS, default=StageConfig.model,
-                   help="default: the network (--checkpoint or the embedded model, which reads each person's fitted body); "
+                   help="default: the network (--checkpoint or the embedded model shipped as default.pt, which reads the person mask alone); "
                         "mask-only: the embedded model that reads the person mask alone; "
+                        "body: the embedded model that reads the mask and each person's fitted body; "
                         "synthetic: a sphere over bright pixels (checks the streaming path without a network)")
     g.add_argument("--checkpoint", default=StageConfig.checkpoint, help="PIFuHD checkpoint (default: the embedded model)")
     g.add_argument("--resolution", type=int, default=StageConfig.resolution, help="marching-cubes grid points per axis (default %(default)s)")

@@ -11,9 +11,10 @@ from typing import Any, Optional, Union
 from ..errors import BackendUnavailableError, UserInputError
 
 
-NAMED = ("default", "mask-only")
-"""models shipped in the package: ``default`` (the embedded model) and ``mask-only`` (the embedded
-model that reads the person mask without the fitted body)"""
+NAMED = ("default", "mask-only", "body")
+"""models shipped in the package: ``default`` (the embedded model: ``weights/default.pt``),
+``mask-only`` (the embedded model that reads the person mask without the fitted body) and ``body``
+(the embedded model that reads the mask and the fitted body)"""
 
 
 def load_named(name: str, device: Any = "cpu"):
@@ -23,7 +24,7 @@ def load_named(name: str, device: Any = "cpu"):
     if name not in NAMED:
         raise UserInputError(f"--model: expected one of {', '.join(NAMED)}, got {name!r}")
     device = check_device(device)
-    return embedded.load_default(device) if name == "default" else embedded.load_mask_only(device)
+    return embedded.load_default(device) if name == "default" else embedded.load_shipped(name, device)
 
 
 def load_model(checkpoint: Optional[Union[str, "os.PathLike[str]"]] = None, device: Any = "cpu"):

@@ -25,7 +25,7 @@ from ..types import FRAMES, EvaluatedPeople, FoundPeople, Frame, FrameResult, Me
 
 log = logging.getLogger(__name__)
 
-MODELS = ("default", "mask-only", "synthetic")
+MODELS = ("default", "mask-only", "body", "synthetic")
 PEOPLE = ("auto", "full-frame")
 MAX_THREADS = 256
 THREADS_PER_CORE = 4
@@ -41,7 +41,8 @@ class StageConfig:
 
     model: str = "default"
     """``default`` (the network: ``--checkpoint`` or the embedded model), ``mask-only`` (the
-    embedded model that reads the person mask without the fitted body) or ``synthetic`` (a
+    embedded model that reads the person mask without the fitted body), ``body`` (the embedded
+    model that reads the mask and the fitted body) or ``synthetic`` (a
     sphere over the bright pixels: tests and demos without a network)."""
     checkpoint: Optional[str] = None
     """PIFuHD checkpoint file; None = the embedded default model."""
@@ -238,12 +239,12 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
     from ..models.load import load_model
     from ..recon import evaluate_person, mesh_person, reconstruct_person
 
-    if cfg.model == "mask-only":
+    if cfg.model in ("mask-only", "body"):
         if cfg.checkpoint is not None:
-            raise UserInputError("--model mask-only is a model shipped in the package: drop --checkpoint")
+            raise UserInputError(f"--model {cfg.model} is a model shipped in the package: drop --checkpoint")
         from ..models.load import load_named
 
-        model = load_named("mask-only")
+        model = load_named(cfg.model)
     else:
         model = load_model(cfg.checkpoint)
     threads = cfg.threads
@@ -291,8 +292,8 @@ def model_label(cfg: StageConfig) -> str:
     """The manifest's ``model`` field."""
     if cfg.model == "synthetic":
         return "synthetic"
-    if cfg.model == "mask-only":
-        return "embedded:mask-only"
+    if cfg.model in ("mask-only", "body"):
+        return f"embedded:{cfg.model}"
     if cfg.checkpoint is None:
         return "embedded"
     import hashlib

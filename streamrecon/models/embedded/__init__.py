@@ -7,6 +7,12 @@ any checkpoint in the same format. Importing this package does not import torch.
 from __future__ import annotations
 
 
+def load_shipped(name: str, device: str = "cpu"):
+    from .model import load_shipped as _ls
+
+    return _ls(name, device)
+
+
 def load_mask_only(device: str = "cpu"):
     from .model import load_mask_only as _lm
 

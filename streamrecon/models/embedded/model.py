@@ -36,6 +36,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
 MASK_ONLY_WEIGHTS = WEIGHTS_DIR / "mask_only.pt"
 """the embedded model that reads the person mask alone (no body): ``--model mask-only``"""
+BODY_WEIGHTS = WEIGHTS_DIR / "body.pt"
+"""the embedded model that reads the person mask and each person's fitted body: ``--model body``"""
+NAMED_WEIGHTS = {"mask-only": MASK_ONLY_WEIGHTS, "body": BODY_WEIGHTS}
+"""the shipped models besides ``default.pt``, by their ``--model`` name"""
 
 
 def crop_affine(rect, res: int) -> np.ndarray:
@@ -313,11 +317,17 @@ def load_embedded(path: Union[str, Path], device: str = "cpu") -> EmbeddedModel:
     return EmbeddedModel(net, device, obj.get("meta"))
 
 
+def load_shipped(name: str, device: str = "cpu") -> EmbeddedModel:
+    """A model shipped in the package besides the default, by its ``--model`` name (``NAMED_WEIGHTS``)."""
+    path = NAMED_WEIGHTS[name]
+    if not path.is_file():
+        raise CheckpointError(f"the {name} weights {path} are missing from this install; reinstall streamrecon")
+    return load_embedded(path, device)
+
+
 def load_mask_only(device: str = "cpu") -> EmbeddedModel:
     """The mask-only model shipped in the package (``MASK_ONLY_WEIGHTS``)."""
-    if not MASK_ONLY_WEIGHTS.is_file():
-        raise CheckpointError(f"the mask-only weights {MASK_ONLY_WEIGHTS} are missing from this install; reinstall streamrecon")
-    return load_embedded(MASK_ONLY_WEIGHTS, device)
+    return load_shipped("mask-only", device)
 
 
 def load_default(device: str = "cpu") -> EmbeddedModel:

@@ -114,3 +114,21 @@ def test_the_mask_only_model_ships_beside_the_default_and_reads_no_body():
     assert model_label(StageConfig(model="mask-only")) == "embedded:mask-only"
     with pytest.raises(UserInputError, match="--model"):
         load_named("nope")
+
+
+def test_each_shipped_model_reads_what_its_name_says():
+    """``--model body`` reads the fitted body, ``mask-only`` does not; the default is one of them
+    (the same tensors as the file its name says)."""
+    import torch
+
+    from streamrecon.models.embedded.model import NAMED_WEIGHTS
+    from streamrecon.models.load import load_named
+    from streamrecon.stream.stages import StageConfig, model_label
+
+    body, mask_only, default = load_named("body"), load_named("mask-only"), load_named("default")
+    assert body.reads_body and body.cfg.body and not mask_only.reads_body
+    assert model_label(StageConfig(model="body")) == "embedded:body"
+    twin = body if default.reads_body else mask_only
+    for k, v in default.net.state_dict().items():
+        assert torch.equal(v, twin.net.state_dict()[k]), k
+    assert set(NAMED_WEIGHTS) == {"mask-only", "body"}
