@@ -280,22 +280,25 @@ def _same_run(a, b):
 def test_resume_after_sigkill_writes_exactly_the_meshes_of_an_uninterrupted_run(tmp_path):
     from streaming_helpers import write_video
 
-    video = write_video(tmp_path / "in.mp4", 400, (64, 48))
+    # long enough to outlast several manifest rewrites (every 0.5 s) on a fast CPU: the kill must
+    # land mid-run
+    n = 2000
+    video = write_video(tmp_path / "in.mp4", n, (64, 48))
     cmd = [sys.executable, "-m", "streamrecon.cli", "run", str(video), "--model", "synthetic", "--resolution", "24",
            "--no-progress", "--out"]
     r = subprocess.run(cmd + [str(tmp_path / "whole")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "killed"
     killed = _kill_when_listed(cmd + [str(out)], out, 30)
-    assert killed["summary"] is None and 30 <= len(killed["frames"]) < 400
+    assert killed["summary"] is None and 30 <= len(killed["frames"]) < n
     r = subprocess.run(cmd + [str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--resume" in r.stderr  # not without saying so
     r = subprocess.run(cmd + [str(out), "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     whole, resumed = _same_run(tmp_path / "whole", out)
-    assert len(resumed["frames"]) == 400
+    assert len(resumed["frames"]) == n
     s = resumed["summary"]
-    assert s["resumed"] == len(killed["frames"]) and s["frames_done"] == s["frames_in"] == 400 - s["resumed"]
+    assert s["resumed"] == len(killed["frames"]) and s["frames_done"] == s["frames_in"] == n - s["resumed"]
 
 
 @pytest.mark.slow
