@@ -1,7 +1,8 @@
 """Image files and arrays to uint8 RGB [H, W, 3], safely: the size is read from the header
 (``header``) and refused above the pixel limit before any pixel buffer is allocated; 8/16-bit,
 grey, RGB and RGBA are accepted (RGBA is un-premultiplied and composited on grey 0.5 exactly as
-the PIFuHD reference does; grey is replicated; 16-bit is scaled with ``round(v / 257)``).
+the PIFuHD reference does; grey is replicated; 16-bit is scaled with ``round(v / 257)``); a
+JPEG's EXIF orientation is applied (phone photos come out upright).
 Every failure is a one-line ``UserInputError``."""
 from __future__ import annotations
 
@@ -121,7 +122,29 @@ def decode_image(data: bytes, name: str = "image", max_pixels: Optional[int] = N
         raise UserInputError(f"cannot read image {name}: corrupt or truncated {fmt.upper()} data (re-export it as PNG or JPEG)")
     if img.shape[0] * img.shape[1] > (max_pixels or MAX_IMAGE_PIXELS):  # a header that lied (multi-frame files)
         raise UserInputError(f"{name}: decoded to {img.shape[1]}x{img.shape[0]} pixels, above the limit; downscale it first")
-    return to_rgb(img, bgr=True, name=name)
+    rgb = to_rgb(img, bgr=True, name=name)
+    if fmt == "jpeg":
+        from .header import jpeg_orientation
+
+        rgb = apply_orientation(rgb, jpeg_orientation(data))
+    return rgb
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """``img`` [H, W, ...] turned upright by its EXIF orientation (1-8, TIFF/EXIF 2.32 tag 0x0112:
+    how the stored pixels must be flipped or rotated to be seen as taken; phones store portrait
+    photos landscape with orientation 6 or 8). 1 and unknown values: unchanged."""
+    ops = {
+        2: lambda a: a[:, ::-1],                       # mirrored left-right
+        3: lambda a: a[::-1, ::-1],                    # upside down
+        4: lambda a: a[::-1],                          # mirrored top-bottom
+        5: lambda a: a.swapaxes(0, 1),                 # transposed
+        6: lambda a: np.rot90(a, k=-1),                # turn 90 degrees clockwise
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),     # transverse
+        8: lambda a: np.rot90(a, k=1),                 # turn 90 degrees counter-clockwise
+    }
+    op = ops.get(int(orientation))
+    return img if op is None else np.ascontiguousarray(op(img))
 
 
 def to_rgb(img: np.ndarray, bgr: bool = False, name: str = "image") -> np.ndarray:

@@ -197,3 +197,58 @@ def check_size(width: int, height: int, name: str = "image", max_pixels: int = M
             f"{name}: {width}x{height} pixels ({width * height / 1e6:.0f} MP, {gb:.1f} GB as RGB) exceeds the "
             f"{max_pixels / 1e6:.0f} MP limit; downscale it first (e.g. to 4096 px on the long side)"
         )
+
+
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def jpeg_orientation(b: bytes) -> int:
+    """The EXIF orientation (1-8; 1 = as stored) of JPEG bytes, read from the APP1 ``Exif``
+    segment before the image data; 1 when there is none or it is malformed (never raises: a
+    damaged EXIF block must not make a decodable photo unreadable). Every offset is checked
+    against the segment before it is read."""
+    try:
+        i = 2
+        while i + 4 <= len(b):
+            if b[i] != 0xFF:
+                return 1
+            marker = b[i + 1]
+            if marker == 0xFF:
+                i += 1
+                continue
+            if marker in (0xD9, 0xDA):
+                return 1
+            if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+                i += 2
+                continue
+            (length,) = struct.unpack_from(">H", b, i + 2)
+            if length < 2:
+                return 1
+            seg = b[i + 4:i + 2 + length]
+            if marker == 0xE1 and seg[:6] == b"Exif\0\0":
+                return _tiff_orientation(seg[6:])
+            i += 2 + length
+    except (struct.error, IndexError):
+        pass
+    return 1
+
+
+def _tiff_orientation(t: bytes) -> int:
+    if len(t) < 8 or t[:2] not in (b"II", b"MM"):
+        return 1
+    e = "<" if t[:2] == b"II" else ">"
+    magic, ifd = struct.unpack_from(e + "HI", t, 2)
+    if magic != 42 or ifd + 2 > len(t):
+        return 1
+    (n,) = struct.unpack_from(e + "H", t, ifd)
+    for k in range(n):
+        o = ifd + 2 + 12 * k
+        if o + 12 > len(t):
+            return 1
+        tag, typ, count = struct.unpack_from(e + "HHI", t, o)
+        if tag == EXIF_ORIENTATION_TAG:
+            if typ != 3 or count < 1:
+                return 1
+            (v,) = struct.unpack_from(e + "H", t, o + 8)
+            return v if 1 <= v <= 8 else 1
+    return 1
