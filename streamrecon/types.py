@@ -17,7 +17,7 @@ Coordinate frames (``Mesh.frame``; ``streamrecon.mesh.coords`` holds the one tra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -129,6 +129,21 @@ class Mesh:
     @property
     def num_faces(self) -> int:
         return int(len(self.faces))
+
+
+def triangle_arrays(vertices, faces) -> Tuple[np.ndarray, np.ndarray]:
+    """A triangle mesh as checked arrays for geometry (rendering, distances, winding numbers):
+    (vertices float64 [V, 3], faces int64 [F, 3] indexing them). ``ValueError`` (one line) for
+    other shapes or out-of-range indices."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices: expected shape [V, 3], got {list(v.shape)}")
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"faces: expected shape [F, 3], got {list(f.shape)}")
+    if f.size and (f.min() < 0 or f.max() >= len(v)):
+        raise ValueError(f"faces: indices must lie in [0, {len(v)}), got [{f.min()}, {f.max()}]")
+    return v, f.astype(np.int64)
 
 
 def _check_shape(name: str, a: np.ndarray, cols: int, rows: Optional[int] = None) -> None:

@@ -25,22 +25,12 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from ...types import triangle_arrays
+
 log = logging.getLogger(__name__)
 
 INSIDE_LEVEL = 0.5
 """winding number at and above which a point is inside"""
-
-
-def _mesh(vertices, faces) -> Tuple[np.ndarray, np.ndarray]:
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces)
-    if v.ndim != 2 or v.shape[1] != 3:
-        raise ValueError(f"vertices: expected shape [V, 3], got {list(v.shape)}")
-    if f.ndim != 2 or f.shape[1] != 3:
-        raise ValueError(f"faces: expected shape [F, 3], got {list(f.shape)}")
-    if f.size and (f.min() < 0 or f.max() >= len(v)):
-        raise ValueError(f"faces: indices must lie in [0, {len(v)}), got [{f.min()}, {f.max()}]")
-    return v, f.astype(np.int64)
 
 
 def _points(points, name: str = "points") -> np.ndarray:
@@ -67,7 +57,7 @@ def outward_faces(vertices, faces) -> np.ndarray:
     """``faces`` [F, 3] ordered so that the mesh's signed volume (about its vertex centroid) is
     positive: the winding number is then +1 inside, whichever handedness the mesh's frame has
     (the crop frame is left-handed, the image frame right-handed) or whichever way it was wound."""
-    v, f = _mesh(vertices, faces)
+    v, f = triangle_arrays(vertices, faces)
     if len(f) == 0:
         return f
     c = v.mean(0)
@@ -80,7 +70,7 @@ def outward_faces(vertices, faces) -> np.ndarray:
 
 def face_areas(vertices, faces) -> np.ndarray:
     """[F] triangle areas."""
-    v, f = _mesh(vertices, faces)
+    v, f = triangle_arrays(vertices, faces)
     c = _cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
     return 0.5 * np.sqrt(_dot(c, c))
 
@@ -101,7 +91,7 @@ def sample_faces(areas: np.ndarray, n: int, seed: int = 0) -> Tuple[np.ndarray, 
 
 def surface_points(vertices, faces, face_index: np.ndarray, bary: np.ndarray) -> np.ndarray:
     """[n, 3] the points of ``sample_faces`` on a posed mesh."""
-    v, f = _mesh(vertices, faces)
+    v, f = triangle_arrays(vertices, faces)
     t = v[f[face_index]]  # [n, 3 corners, 3]
     return np.einsum("nk,nkd->nd", bary, t)
 
@@ -121,7 +111,7 @@ def _solid_angles(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 def winding_number_reference(vertices, faces, points, chunk: int = 16) -> np.ndarray:
     """[N] exact generalised winding number: the solid angles of all triangles summed / 4 pi.
     O(N F): for tests and small meshes."""
-    v, f = _mesh(vertices, faces)
+    v, f = triangle_arrays(vertices, faces)
     p = _points(points)
     A, B, C = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     out = np.zeros(len(p))
@@ -151,7 +141,7 @@ def winding_number_clustered(vertices, faces, points, leaf: int = 32, beta: floa
     than ``beta`` times its radius from a point contributes its dipole and second-order terms
     (Barill et al. 2018), a nearer one its exact solid angles. Within ~0.02 of the exact number on
     bodies (tests/eval/test_geometry.py)."""
-    v, f = _mesh(vertices, faces)
+    v, f = triangle_arrays(vertices, faces)
     p = _points(points)
     if len(f) == 0 or len(p) == 0:
         return np.zeros(len(p))
@@ -218,7 +208,7 @@ def winding_number(vertices, faces, points) -> np.ndarray:
     """[N] generalised winding number of ``points`` w.r.t. the mesh (~1 inside, ~0 outside for
     ``outward_faces``): libigl's fast winding number when installed, else
     :func:`winding_number_clustered`."""
-    v, f = _mesh(vertices, faces)
+    v, f = triangle_arrays(vertices, faces)
     p = _points(points)
     if len(f) == 0 or len(p) == 0:
         return np.zeros(len(p))
@@ -269,7 +259,7 @@ def closest_points_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: 
 
 def surface_distance_reference(points, vertices, faces, chunk: int = 64) -> np.ndarray:
     """[N] exact distance of each point to the mesh surface, by testing every triangle. O(N F)."""
-    v, f = _mesh(vertices, faces)
+    v, f = triangle_arrays(vertices, faces)
     p = _points(points)
     if len(f) == 0:
         return np.full(len(p), np.inf)
@@ -288,7 +278,7 @@ def surface_distance_reference(points, vertices, faces, chunk: int = 64) -> np.n
 def surface_distance(points, vertices, faces) -> np.ndarray:
     """[N] exact distance of each point to the mesh surface: libigl's AABB tree when installed
     (8x faster on a clothed body), else :func:`surface_distance_kdtree`."""
-    v, f = _mesh(vertices, faces)
+    v, f = triangle_arrays(vertices, faces)
     p = _points(points)
     igl = _igl()
     if igl is None or len(f) == 0 or len(p) == 0:
@@ -305,7 +295,7 @@ def surface_distance_kdtree(points, vertices, faces, k: int = 8) -> np.ndarray:
     triangles (marching cubes)."""
     from scipy.spatial import cKDTree
 
-    v, f = _mesh(vertices, faces)
+    v, f = triangle_arrays(vertices, faces)
     p = _points(points)
     if len(f) == 0:
         return np.full(len(p), np.inf)

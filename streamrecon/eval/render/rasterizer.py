@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...types import triangle_arrays
+
 # Relative tolerance on the barycentric inside test: keeps pixel centres that fall exactly on a
 # shared edge from being rejected by both triangles through rounding.
 _INSIDE_EPS = 1e-9
@@ -39,17 +41,10 @@ class Fragments:
 
 
 def _check_inputs(vertices, faces, height: int, width: int):
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces)
-    if v.ndim != 2 or v.shape[1] != 3:
-        raise ValueError(f"vertices: expected shape [V, 3], got {list(v.shape)}")
-    if f.ndim != 2 or f.shape[1] != 3:
-        raise ValueError(f"faces: expected shape [F, 3], got {list(f.shape)}")
-    if f.size and (f.min() < 0 or f.max() >= len(v)):
-        raise ValueError(f"faces: indices must lie in [0, {len(v)}), got [{f.min()}, {f.max()}]")
+    v, f = triangle_arrays(vertices, faces)
     if int(height) <= 0 or int(width) <= 0:
         raise ValueError(f"height, width: expected > 0, got {height} x {width}")
-    return v, f.astype(np.int64), int(height), int(width)
+    return v, f, int(height), int(width)
 
 
 def _triangle_setup(v: np.ndarray, f: np.ndarray, height: int, width: int):
