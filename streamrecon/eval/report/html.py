@@ -12,6 +12,7 @@ import numpy as np
 from ...mesh.io import atomic_write_bytes
 from .config import EvaluateConfig
 from . import html3d
+from .cells import fmt as _f, stat_row
 from .evaluation import frame_panels
 from .run_dir import RunManifest
 from .svg import line_chart
@@ -45,10 +46,6 @@ def sample_frames(n_frames: int, samples: int) -> list:
     if samples >= n_frames:
         return list(range(n_frames))
     return sorted(set(np.linspace(0, n_frames - 1, samples).round().astype(int).tolist()))
-
-
-def _f(v, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
 
 
 def person_box(fr, margin: float = 0.05) -> tuple:
@@ -187,12 +184,7 @@ def write_report(doc: dict, manifest: RunManifest, cfg: EvaluateConfig, out_dir)
     parts.append("<table><tr><th>metric</th><th>mean</th><th>median</th><th>p10</th><th>min</th><th>max</th></tr>")
     for key, label, d in (("iou", "silhouette IoU", 3), ("boundary_f", "boundary F-score", 3),
                           ("ssim", "SSIM (shaded vs masked gray)", 3), ("psnr", "PSNR dB", 2)):
-        st = s.get(key)
-        if st is None:
-            parts.append(f"<tr><td>{label}</td><td colspan=5>–</td></tr>")
-        else:
-            parts.append(f"<tr><td>{label}</td>" + "".join(f"<td>{_f(st[k], d)}</td>" for k in
-                                                          ("mean", "median", "p10", "min", "max")) + "</tr>")
+        parts.append(stat_row(label, s.get(key), d))
     for pid, t in s["temporal"].items():
         parts.append(f"<tr><td>temporal, person {escape(pid)}: render change / mask change / jitter (median)</td>"
                      f"<td colspan=5>{_f(t['render_change'], 4)} / {_f(t['mask_change'], 4)} / "

@@ -11,6 +11,7 @@ import numpy as np
 
 from ...mesh.io import atomic_write_bytes
 from . import views3d
+from .cells import fmt as _f, stat_row
 from .config import EvaluateConfig
 from .run_dir import FrameEntry, RunManifest
 from .svg import line_chart
@@ -110,10 +111,6 @@ def turntable_block(manifest: RunManifest, fr: FrameEntry, row: dict, out_dir: P
     return "".join(parts)
 
 
-def _f(v, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
-
-
 def summary_rows(s: dict) -> str:
     """Rows of the summary table for the 3D figures (empty without them)."""
     d = s.get("depth") or {}
@@ -127,12 +124,7 @@ def summary_rows(s: dict) -> str:
                                ("body_dist_p95_cm", "3D: body to mesh distance, p95 (cm)", 2),
                                ("thickness_min_ratio", "3D: thickness mesh / body, thinnest band", 3),
                                ("thickness_ratio", "3D: thickness mesh / body, all bands", 3)):
-        st = d.get(key)
-        if st is None:
-            out.append(f"<tr><td>{label}</td><td colspan=5>–</td></tr>")
-        else:
-            out.append(f"<tr><td>{label}</td>" + "".join(f"<td>{_f(st[k], digits)}</td>" for k in
-                                                       ("mean", "median", "p10", "min", "max")) + "</tr>")
+        out.append(stat_row(label, d.get(key), digits))
     for pid, t in (d.get("temporal") or {}).items():
         mc, raw, acc = t.get("mesh_change_cm"), t.get("mesh_change_raw_cm"), t.get("body_accel_mm")
         out.append(f"<tr><td>3D temporal, person {escape(pid)}: mesh change with the body's motion removed / raw "
