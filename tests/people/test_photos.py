@@ -4,33 +4,17 @@ ids, crop jitter on a still noisy clip, and the head-and-shoulders video.
 
 Needs the BlazePose models (``pip install --no-deps mediapipe==0.10.21`` + ``ai-edge-litert``);
 the labelme tests need Debian's ``labelme-examples`` package."""
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from streamrecon.errors import BackendUnavailableError
 from streamrecon.types import Frame
-from streamrecon.people import PeopleConfig, PeopleFinder, mask_iou
+from streamrecon.people import mask_iou
 from paths import MEDIA  # noqa: E402
+
+from people_data import LABELME, finder as _finder, labelme_instances as _labelme_instances, rgb as _rgb  # noqa: E402
 
 cv2 = pytest.importorskip("cv2")
 MEDIA = MEDIA
-LABELME = Path("/usr/share/doc/labelme-examples/examples/instance_segmentation/data_annotated")
-
-
-def _finder(**kw):
-    try:
-        return PeopleFinder(PeopleConfig(detector="mediapipe", **kw))
-    except BackendUnavailableError as exc:
-        pytest.skip(f"BlazePose models unavailable: {exc}")
-
-
-def _rgb(path):
-    if not Path(path).exists():
-        pytest.skip(f"{path} not present")
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
 def _still(img, i=0):
@@ -52,29 +36,6 @@ def test_one_person_in_each_photo(name):
     assert x <= nose[0] <= x + w and y <= nose[1] <= y + h
     print(f"{name}: rect {tuple(round(v) for v in p.rect)} rule {p.meta['crop_rule']} score {p.score:.2f} "
           f"mask {frac:.2f}")
-
-
-def _labelme_instances(stem, with_held=False):
-    path = LABELME / f"{stem}.json"
-    if not path.exists():
-        pytest.skip("labelme examples absent: `apt-get install labelme-examples` (Debian) provides them")
-    d = json.loads(path.read_text())
-    img = _rgb(LABELME / d["imagePath"])
-    h, w = img.shape[:2]
-    inst, ignore, held = {}, np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
-    for k, s in enumerate(d["shapes"]):
-        m = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(m, [np.round(np.asarray(s["points"])).astype(np.int32)], 1)
-        if s["label"] == "person":  # polygons sharing a group_id are one person
-            key = s["group_id"] if s["group_id"] is not None else ("shape", k)
-            inst[key] = inst.get(key, 0) | m
-        elif s["label"] == "__ignore__":
-            ignore |= m
-        elif s["label"] == "bottle":  # held in a hand, in front of the body
-            held |= m
-    if with_held:
-        return img, [v.astype(bool) for v in inst.values()], ignore.astype(bool), held.astype(bool)
-    return img, [v.astype(bool) for v in inst.values()], ignore.astype(bool)
 
 
 def _labelme_scores(finder, stem):

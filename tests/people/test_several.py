@@ -10,40 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamrecon.errors import BackendUnavailableError
-from streamrecon.people import PeopleConfig, PeopleFinder, mask_iou
+from streamrecon.people import mask_iou
 from streamrecon.people.candidates import box_iou
 from streamrecon.types import Frame
 
+from people_data import LABELME, finder as _finder, labelme_instances as _labelme  # noqa: E402
+
 cv2 = pytest.importorskip("cv2")
-LABELME = Path("/usr/share/doc/labelme-examples/examples/instance_segmentation/data_annotated")
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-
-
-def _finder(**kw):
-    try:
-        return PeopleFinder(PeopleConfig(detector="mediapipe", **kw))
-    except BackendUnavailableError as exc:
-        pytest.skip(f"BlazePose models unavailable: {exc}")
-
-
-def _labelme(stem):
-    path = LABELME / f"{stem}.json"
-    if not path.exists():
-        pytest.skip("labelme examples absent: `apt-get install labelme-examples` (Debian) provides them")
-    d = json.loads(path.read_text())
-    img = cv2.cvtColor(cv2.imread(str(LABELME / d["imagePath"])), cv2.COLOR_BGR2RGB)
-    h, w = img.shape[:2]
-    people, ignore = {}, np.zeros((h, w), np.uint8)
-    for k, s in enumerate(d["shapes"]):
-        m = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(m, [np.round(np.asarray(s["points"])).astype(np.int32)], 1)
-        if s["label"] == "person":  # polygons sharing a group_id are one person
-            key = s["group_id"] if s["group_id"] is not None else ("shape", k)
-            people[key] = people.get(key, 0) | m
-        elif s["label"] == "__ignore__":
-            ignore |= m
-    return img, [m.astype(bool) for m in people.values()], ignore.astype(bool)
 
 
 def _match(found, truth, ignore, min_iou=0.5):
