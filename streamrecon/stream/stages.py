@@ -19,13 +19,14 @@ import numpy as np
 
 from ..errors import UserInputError
 from ..mesh.coords import mesh_to_frame
+from ..models.load import NAMED
 from ..people.config import PeopleConfig
 from ..recon import OUTPUT_FRAME, STREAM_RESOLUTION, ReconConfig
 from ..types import FRAMES, EvaluatedPeople, FoundPeople, Frame, FrameResult, Mesh, PersonCrop, PersonResult
 
 log = logging.getLogger(__name__)
 
-MODELS = ("default", "mask-only", "body", "synthetic")
+MODELS = (*NAMED, "synthetic")
 PEOPLE = ("auto", "full-frame")
 MAX_THREADS = 256
 THREADS_PER_CORE = 4
@@ -239,7 +240,7 @@ def build_stage(cfg: StageConfig) -> FrameReconstructor:
     from ..models.load import load_model
     from ..recon import evaluate_person, mesh_person, reconstruct_person
 
-    if cfg.model in ("mask-only", "body"):
+    if cfg.model in NAMED and cfg.model != "default":
         if cfg.checkpoint is not None:
             raise UserInputError(f"--model {cfg.model} is a model shipped in the package: drop --checkpoint")
         from ..models.load import load_named
@@ -292,7 +293,7 @@ def model_label(cfg: StageConfig) -> str:
     """The manifest's ``model`` field."""
     if cfg.model == "synthetic":
         return "synthetic"
-    if cfg.model in ("mask-only", "body"):
+    if cfg.model in NAMED and cfg.model != "default":
         return f"embedded:{cfg.model}"
     if cfg.checkpoint is None:
         return "embedded"
